@@ -1,0 +1,122 @@
+"""Helpers for tests that talk to the real broker: topics, producing and draining."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
+
+
+def free_port_pair() -> int:
+    """A port p such that p and p+1 are free on 127.0.0.1 (client and controller)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port >= 65535:
+            continue
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return int(port)
+    raise RuntimeError("no free port pair on 127.0.0.1")
+
+
+def unique_name(prefix: str) -> str:
+    """A topic or group name no other test uses."""
+    return f"{prefix}.{uuid.uuid4().hex[:10]}"
+
+
+def create_topic(
+    bootstrap: str, name: str, partitions: int = 1, configs: dict[str, str] | None = None
+) -> str:
+    """Creates a topic and waits until its leaders are known."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])
+    finally:
+        admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            parts = consumer.partitions_for_topic(name)
+            if parts is not None and len(parts) == partitions:
+                return name
+            time.sleep(0.1)
+            consumer.topics()  # refresh metadata
+    finally:
+        consumer.close()
+    raise TimeoutError(f"topic {name} has no metadata after 30s")
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]],
+) -> int:
+    """Sends (key, value, headers) records, waits for every ack; returns how many."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    futures = [
+        producer.send(topic, key=key, value=value, headers=headers or [])
+        for key, value, headers in records
+    ]
+    producer.flush()
+    for future in futures:
+        future.get(timeout=30)
+    producer.close()
+    return len(futures)
+
+
+def drain(
+    bootstrap: str,
+    topic: str,
+    expected: int | None = None,
+    timeout_s: float = 60.0,
+    isolation_level: str = "read_uncommitted",
+    idle_s: float = 2.0,
+    **consumer_config: Any,
+) -> list[ConsumerRecord]:
+    """Reads a topic from the beginning without a group.
+
+    Stops when `expected` records arrived (then waits `idle_s` more to catch extras), or,
+    with no `expected`, after `idle_s` without a record; fails after `timeout_s`.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level=isolation_level,
+        enable_auto_commit=False,
+        **consumer_config,
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout_s
+        last_seen = time.monotonic()
+        reached_at: float | None = None
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=200)
+            for part_records in batch.values():
+                records.extend(part_records)
+                last_seen = time.monotonic()
+            if expected is not None and len(records) >= expected and reached_at is None:
+                reached_at = time.monotonic()
+            if reached_at is not None and time.monotonic() - reached_at >= idle_s:
+                break
+            if expected is None and time.monotonic() - last_seen >= idle_s:
+                break
+        return records
+    finally:
+        consumer.close()
