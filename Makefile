@@ -40,10 +40,11 @@ format: install  ## apply ruff's formatter and import sorting
 	$(BIN)/ruff check --fix --select I .
 	$(BIN)/ruff format .
 
-run: install  ## start Kafka, producer and classifier, and show the labeled stream
-	@if $(BIN)/python -c 'import stocksent.run' 2>/dev/null; then \
-		$(BIN)/stocksent run; \
-	else echo "make run: not yet (the run issue has not landed)"; fi
+run: install  ## start Kafka, producer, classifier; show the stream (SOURCE=live SYMBOLS=SPY,AAPL to go live)
+	$(BIN)/stocksent run --kafka-port $(KAFKA_PORT) \
+		$(if $(SOURCE),--source $(SOURCE)) $(if $(SYMBOLS),--symbols $(SYMBOLS)) \
+		$(if $(RATE),--rate $(RATE)) $(if $(REPLAY),--replay $(REPLAY)) \
+		$(if $(BOOTSTRAP),--bootstrap-servers $(BOOTSTRAP)) $(if $(DURATION),--duration $(DURATION))
 
 kafka-up: install  ## start the local Apache Kafka broker on 127.0.0.1:$(KAFKA_PORT)
 	$(BIN)/stocksent kafka up --port $(KAFKA_PORT)
