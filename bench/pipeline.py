@@ -1,0 +1,244 @@
+"""Pipeline measurements on a real Kafka: drain rate, latency at a fixed offered load, the
+classifier's start-up time and peak memory. Used by `stocksent bench` (bench/run.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+
+@dataclass
+class ClassifierProcess:
+    """A `stocksent classify` child process and how long it took to become ready."""
+
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+    startup_s: float
+    log_path: Path
+
+    def peak_rss_mb(self) -> float:
+        """Peak resident set size (VmHWM) of the process, in MiB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("VmHWM not found")
+
+    def stop(self) -> int:
+        """SIGTERM, then wait; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
+    """Creates fresh topics for one measurement."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if all(len(consumer.partitions_for_topic(n) or ()) == partitions for n in names):
+                return
+            consumer.topics()
+            time.sleep(0.1)
+    finally:
+        consumer.close()
+    raise TimeoutError(f"topics {names} not ready")
+
+
+def bench_producer(bootstrap: str) -> KafkaProducer:
+    """A fast producer for loading input topics."""
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=20,
+        batch_size=512 * 1024,
+        enable_idempotence=True,
+    )
+
+
+def preload(bootstrap: str, topic: str, messages: Sequence[dict[str, Any]]) -> None:
+    """Writes message objects keyed by id and waits until all are acknowledged."""
+    producer = bench_producer(bootstrap)
+    for message in messages:
+        producer.send(topic, key=str(message["id"]).encode(), value=orjson.dumps(message))
+    producer.flush()
+    producer.close()
+
+
+def start_classifier(
+    bootstrap: str,
+    input_topic: str,
+    output_topic: str,
+    dlq_topic: str,
+    group_id: str,
+    metrics_port: int,
+    log_path: Path,
+    extra_args: Sequence[str] = (),
+    ready_timeout_s: float = 120.0,
+) -> ClassifierProcess:
+    """Starts `stocksent classify` and waits for /readyz; start-up time is spawn to ready."""
+    argv = [
+        sys.executable,
+        "-m",
+        "stocksent.cli",
+        "classify",
+        "--bootstrap-servers",
+        bootstrap,
+        "--input-topic",
+        input_topic,
+        "--output-topic",
+        output_topic,
+        "--dlq-topic",
+        dlq_topic,
+        "--group-id",
+        group_id,
+        "--metrics-port",
+        str(metrics_port),
+        *extra_args,
+    ]
+    log = log_path.open("wb")
+    started = time.monotonic()
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    deadline = started + ready_timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"classifier exited with {process.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return ClassifierProcess(
+                        process, metrics_port, time.monotonic() - started, log_path
+                    )
+        except OSError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise TimeoutError(f"classifier not ready after {ready_timeout_s}s; see {log_path}")
+
+
+def committed_total(admin: KafkaAdminClient, group_id: str, topic: str) -> int:
+    """Sum of the group's committed offsets on a topic."""
+    offsets = admin.list_consumer_group_offsets(group_id)
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+def wait_committed(
+    bootstrap: str, group_id: str, topic: str, total: int, timeout_s: float
+) -> float:
+    """Waits until the group committed `total` records of `topic`; returns monotonic time."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if committed_total(admin, group_id, topic) >= total:
+                return time.monotonic()
+            time.sleep(0.02)
+    finally:
+        admin.close()
+    raise TimeoutError(f"group {group_id} did not commit {total} records in {timeout_s}s")
+
+
+def offered_load_latency(
+    bootstrap: str,
+    input_topic: str,
+    output_topic: str,
+    messages: Sequence[dict[str, Any]],
+    rate: float,
+    seconds: float,
+) -> dict[str, float]:
+    """Offers `rate` msgs/s for `seconds` and returns end-to-end latency percentiles (ms).
+
+    Latency is output record timestamp minus input record timestamp, both CreateTime on this
+    machine's clock, so it covers queueing, batching, inference and publishing.
+    """
+    sent_ts: dict[bytes, int] = {}
+    received: dict[bytes, int] = {}
+    total = int(rate * seconds)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
+    parts = [TopicPartition(output_topic, p) for p in consumer.partitions_for_topic(output_topic)]
+    consumer.assign(parts)
+    consumer.seek_to_end(*parts)
+    for tp in parts:
+        consumer.position(tp)
+    stop = threading.Event()
+
+    def collect() -> None:
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=100).values():
+                for record in records:
+                    received[record.key] = record.timestamp
+
+    collector = threading.Thread(target=collect, daemon=True)
+    collector.start()
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=0, enable_idempotence=True
+    )
+    start = time.monotonic()
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        message = messages[i % len(messages)]
+        key = str(message["id"]).encode()
+        now_ms = int(time.time() * 1000)
+        sent_ts[key] = now_ms
+        producer.send(input_topic, key=key, value=orjson.dumps(message), timestamp_ms=now_ms)
+    producer.flush()
+    producer.close()
+    deadline = time.monotonic() + 30
+    while len(received) < len(sent_ts) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    collector.join()
+    consumer.close()
+    latencies = sorted(received[k] - sent_ts[k] for k in sent_ts if k in received)
+    if not latencies:
+        raise RuntimeError("no output records arrived during the latency run")
+
+    def pct(q: float) -> float:
+        return float(latencies[min(len(latencies) - 1, int(q * len(latencies)))])
+
+    return {
+        "latency_offered_msgs_per_s": rate,
+        "latency_seconds": seconds,
+        "latency_sent": len(sent_ts),
+        "latency_received": len(latencies),
+        "latency_p50_ms": pct(0.50),
+        "latency_p95_ms": pct(0.95),
+        "latency_p99_ms": pct(0.99),
+        "latency_max_ms": float(latencies[-1]),
+        "latency_mean_ms": statistics.fmean(latencies),
+    }
+
+
+def env_without_secrets() -> dict[str, str]:
+    """The environment for child processes (no STOCKSENT_* overrides leaking in)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("STOCKSENT_")}
