@@ -1,0 +1,106 @@
+"""The classifier's Prometheus metrics: one closed list of names (docs/CONTRACTS.md), each
+registered on a registry the caller owns, so tests never share the global one."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Final, Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from stream.decode import DeadLetterReason
+
+PREFIX: Final = "stocksent_classifier_"
+
+# The closed list: name -> what it counts. A name used anywhere else must be one of these.
+METRIC_NAMES: Final[dict[str, str]] = {
+    "messages_consumed_total": "input records processed (each ends as one output or DLQ record)",
+    "records_published_total": "labeled records published to the output topic",
+    "dead_letters_total": "input records sent to the dead-letter topic, by reason",
+    "errors_total": "errors by stage of the loop (the service carried on or retried)",
+    "batch_size": "messages per processed batch",
+    "inference_seconds": "time of one batched model call",
+    "end_to_end_seconds": "input record timestamp (else created_at) to output acknowledged",
+    "consumer_lag": "records behind the partition's high watermark after the last batch",
+    "predictions_total": "predictions by label",
+    "symbol_predictions_total": "predictions by symbol (watchlist, else `other`) and label",
+    "author_tags_total": "model label vs the author's own tag, where the author tagged",
+    "model_info": "the loaded model (always 1)",
+}
+
+ErrorStage = Literal["consume", "predict", "produce", "commit", "transaction", "rebalance"]
+ERROR_STAGES: Final[tuple[ErrorStage, ...]] = (
+    "consume",
+    "predict",
+    "produce",
+    "commit",
+    "transaction",
+    "rebalance",
+)
+OTHER_SYMBOL: Final = "other"
+
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+END_TO_END_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class ClassifierMetrics:
+    """All classifier metrics, on one registry."""
+
+    def __init__(self, registry: CollectorRegistry, watchlist: Iterable[str] = ()) -> None:
+        self.registry = registry
+        self.watchlist = frozenset(watchlist)
+
+        def doc(name: str) -> tuple[str, str]:
+            return PREFIX + name, METRIC_NAMES[name]
+
+        self.consumed = Counter(*doc("messages_consumed_total"), registry=registry)
+        self.published = Counter(*doc("records_published_total"), registry=registry)
+        self.dead_letters = Counter(*doc("dead_letters_total"), ["reason"], registry=registry)
+        self.errors = Counter(*doc("errors_total"), ["stage"], registry=registry)
+        self.batch_size = Histogram(
+            *doc("batch_size"), buckets=BATCH_SIZE_BUCKETS, registry=registry
+        )
+        self.inference_seconds = Histogram(
+            *doc("inference_seconds"), buckets=INFERENCE_BUCKETS, registry=registry
+        )
+        self.end_to_end_seconds = Histogram(
+            *doc("end_to_end_seconds"), buckets=END_TO_END_BUCKETS, registry=registry
+        )
+        self.consumer_lag = Gauge(*doc("consumer_lag"), ["topic", "partition"], registry=registry)
+        self.predictions = Counter(*doc("predictions_total"), ["label"], registry=registry)
+        self.symbol_predictions = Counter(
+            *doc("symbol_predictions_total"), ["symbol", "label"], registry=registry
+        )
+        self.author_tags = Counter(*doc("author_tags_total"), ["agreement"], registry=registry)
+        self.model_info = Gauge(*doc("model_info"), ["version"], registry=registry)
+        # Label sets are bounded and known: expose them at 0 from the start, so rates and
+        # alerts work before the first event of each kind.
+        for reason in DeadLetterReason:
+            self.dead_letters.labels(reason.value)
+        for stage in ERROR_STAGES:
+            self.errors.labels(stage)
+        for label in ("bullish", "bearish"):
+            self.predictions.labels(label)
+        for agreement in ("agree", "disagree"):
+            self.author_tags.labels(agreement)
+
+    def symbol_label(self, symbol: str) -> str:
+        """The `symbol` label value: the symbol when watched, else `other` (bounded)."""
+        return symbol if symbol in self.watchlist else OTHER_SYMBOL
+
+    def error(self, stage: ErrorStage) -> None:
+        """Counts one error at a stage of the loop."""
+        self.errors.labels(stage).inc()
+
+    def set_model(self, version: str) -> None:
+        """Marks the loaded model version."""
+        self.model_info.clear()
+        self.model_info.labels(version).set(1)
+
+    def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drops lag series of partitions this instance no longer owns."""
+        for topic, partition in partitions:
+            with contextlib.suppress(KeyError):
+                self.consumer_lag.remove(topic, str(partition))

@@ -1,0 +1,64 @@
+"""The model as the service sees it: a batch of texts in, P(bullish) out, and a version.
+
+The real implementation is `model.Predictor`; anything with the same two members works,
+which is how unit tests use an in-memory fake and `--model py:module:factory` plugs in a
+stand-in without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+BULLISH_THRESHOLD = 0.5
+
+
+@runtime_checkable
+class SentimentPredictor(Protocol):
+    """What the classifier needs from a model."""
+
+    @property
+    def version(self) -> str:
+        """The model version written into every output record."""
+        ...
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """P(bullish) per text, float32, same order and length as `texts`."""
+        ...
+
+
+def label_for(probability: float) -> str:
+    """`bullish` or `bearish`: the model's own rule when the model package provides it."""
+    return _label_for(probability)
+
+
+def _fallback_label_for(probability: float) -> str:
+    return "bullish" if probability >= BULLISH_THRESHOLD else "bearish"
+
+
+try:  # one definition of the decision rule: the model's, once it is installed
+    from model import label_for as _label_for  # type: ignore[attr-defined,unused-ignore]
+except ImportError:  # pragma: no cover - only before the model package lands
+    _label_for = _fallback_label_for
+
+
+def load_predictor(spec: str) -> SentimentPredictor:
+    """Loads the model named by `--model`.
+
+    Empty: the committed pretrained artifact; `py:package.module:factory`: whatever the
+    factory returns (for tests and custom models); anything else: an exported model directory.
+    """
+    if spec.startswith("py:"):
+        _, module_name, attribute = spec.split(":")
+        factory = getattr(importlib.import_module(module_name), attribute)
+        predictor = factory()
+    else:
+        from model import Predictor  # type: ignore[attr-defined,unused-ignore]
+
+        predictor = Predictor.load(spec or None)
+    if not isinstance(predictor, SentimentPredictor):
+        raise TypeError(f"--model {spec!r}: {predictor!r} has no predict() and version")
+    return predictor

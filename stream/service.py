@@ -1,0 +1,415 @@
+"""The classifier loop: poll -> batch -> decode -> predict -> publish -> commit.
+
+One batch is in flight at a time and is finished (published and committed) before the next
+poll, so when a rebalance revokes partitions, only the batch being filled can hold their
+records; those are dropped and the partition's new owner re-reads them from the committed
+offset. Nothing is lost, and in exactly-once mode nothing is published twice.
+
+At-least-once: every output and DLQ record of the batch is acknowledged (`flush`) before
+the offsets (last processed + 1) are committed. Exactly-once: the batch's records and its
+offsets are one Kafka transaction (`send_offsets_to_transaction`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata
+from kafka import errors as kafka_errors
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+
+from stocksent.kafka_settings import client_config, producer_config
+from stream.batcher import Batcher
+from stream.dead_letter import dead_letter
+from stream.decode import ClassifiableMessage, DeadLetterReason, Rejection, decode
+from stream.metrics import ClassifierMetrics
+from stream.offsets import first_offsets, next_offsets
+from stream.predictor import SentimentPredictor, label_for
+from stream.sentiment_record import sentiment_record, utc_now_iso
+from stream.settings import ClassifierSettings
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_MS = 250  # poll timeout while no batch is open: bounds the reaction to a stop
+LAG_REFRESH_S = 2.0  # how often lag of idle partitions is refreshed
+RETRY_BACKOFF_S = 1.0  # pause before re-reading a batch whose publish or commit failed
+
+
+class FatalServiceError(RuntimeError):
+    """The service cannot go on (fenced by another instance with its transactional.id)."""
+
+
+class ClassifierService:
+    """Runs the loop until `stop()`; one instance per process."""
+
+    def __init__(
+        self,
+        settings: ClassifierSettings,
+        predictor: SentimentPredictor,
+        metrics: ClassifierMetrics,
+        consumer: Any,
+        producer: Any,
+    ) -> None:
+        self.settings = settings
+        self.predictor = predictor
+        self.metrics = metrics
+        self.consumer = consumer
+        self.producer = producer
+        self.model_version = predictor.version
+        self.batcher: Batcher[Any] = Batcher(settings.batch_size, settings.batch_wait_ms)
+        self.assigned: set[Any] = set()
+        self.batches_processed = 0
+        self._stop = threading.Event()
+        self._last_lag_refresh = 0.0
+        metrics.set_model(self.model_version)
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Asks the loop to finish its batch, commit and return (signal-handler safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop()` was called."""
+        return self._stop.is_set()
+
+    def readiness(self) -> tuple[bool, str]:
+        """For /readyz: ready when the model is loaded and partitions are assigned."""
+        if not self.assigned:
+            return False, "model loaded; waiting for partitions"
+        return True, f"ready: {len(self.assigned)} partition(s), model {self.model_version}"
+
+    def run(self) -> None:
+        """Polls and processes batches until stopped; then finishes the open batch and
+        closes the clients."""
+        settings = self.settings
+        if settings.exactly_once:
+            self.producer.init_transactions()
+        self.consumer.subscribe([settings.input_topic], listener=_Listener(self))
+        try:
+            while not self._stop.is_set():
+                self.step()
+            if len(self.batcher):
+                self.process(self.batcher.take())
+        finally:
+            self._close()
+
+    def step(self) -> None:
+        """One poll, and the batch processed when it is full or its wait is over."""
+        try:
+            polled = self.consumer.poll(
+                timeout_ms=self.batcher.wait_ms(IDLE_POLL_MS), max_records=self.batcher.room
+            )
+        except kafka_errors.KafkaError as err:
+            if isinstance(err, kafka_errors.CommitFailedError | kafka_errors.IllegalStateError):
+                raise
+            log.warning("poll failed (%s); retrying", err)
+            self.metrics.error("consume")
+            time.sleep(RETRY_BACKOFF_S / 4)
+            return
+        if polled:
+            self.batcher.add(polled)
+        if self.batcher.is_ready():
+            self.process(self.batcher.take())
+        elif not polled:
+            self._refresh_idle_lag()
+
+    def _close(self) -> None:
+        try:
+            self.consumer.close(autocommit=False)
+        except Exception:  # closing must not hide why the loop ended
+            log.exception("closing the consumer failed")
+        try:
+            self.producer.close(timeout=5)
+        except Exception:
+            log.exception("closing the producer failed")
+
+    # ---- one batch ---------------------------------------------------------------------
+
+    def process(self, batch: dict[Any, list[Any]]) -> bool:
+        """Labels, publishes and commits one batch; True when committed. On a failed
+        publish or commit the batch's partitions are rewound so its records are re-read."""
+        if not batch:
+            return True
+        settings = self.settings
+        max_bytes = settings.max_message_bytes
+        messages: list[ClassifiableMessage] = []
+        sources: list[Any] = []
+        rejected: list[tuple[Any, Rejection]] = []
+        for records in batch.values():
+            for record in records:
+                result = decode(record.value, max_bytes)
+                if type(result) is ClassifiableMessage:
+                    messages.append(result)
+                    sources.append(record)
+                else:
+                    rejected.append((record, result))  # type: ignore[arg-type]
+
+        probabilities = self._predict(messages, sources, rejected)
+        classified_at = utc_now_iso()
+        send = self.producer.send
+        output_topic, dlq_topic = settings.output_topic, settings.dlq_topic
+        version = self.model_version
+        labels: Tally[str] = Tally()
+        symbol_labels: Tally[tuple[str, str]] = Tally()
+        agreement: Tally[str] = Tally()
+        symbol_label = self.metrics.symbol_label
+        futures = []
+        if settings.exactly_once:
+            self.producer.begin_transaction()
+        try:
+            for message, record, probability in zip(messages, sources, probabilities, strict=True):
+                if probability is None:
+                    continue  # dead-lettered by _predict
+                label = label_for(probability)
+                value = sentiment_record(
+                    message,
+                    label=label,
+                    probability=probability,
+                    model_version=version,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    classified_at=classified_at,
+                )
+                futures.append(send(output_topic, value=value, key=record.key))
+                labels[label] += 1
+                for symbol in {symbol_label(s) for s in message.symbols}:
+                    symbol_labels[symbol, label] += 1
+                if message.author_sentiment is not None:
+                    agreement["agree" if message.author_sentiment == label else "disagree"] += 1
+            for record, rejection in rejected:
+                letter = dead_letter(
+                    key=record.key,
+                    value=record.value,
+                    original_headers=record.headers or (),
+                    reason=rejection.reason,
+                    detail=rejection.detail,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    timestamp_ms=record.timestamp,
+                    dead_lettered_at=classified_at,
+                )
+                futures.append(
+                    send(dlq_topic, value=letter.value, key=letter.key, headers=letter.headers)
+                )
+            committed = self._commit(batch, futures)
+        except kafka_errors.KafkaError as err:
+            committed = self._recover(batch, "produce", err)
+        if not committed:
+            return False
+
+        # Counted only once the batch is committed, so counters match what the topics hold.
+        now = time.time()
+        metrics = self.metrics
+        metrics.consumed.inc(sum(len(r) for r in batch.values()))
+        metrics.published.inc(sum(labels.values()))
+        metrics.batch_size.observe(len(messages))
+        for label, count in labels.items():
+            metrics.predictions.labels(label).inc(count)
+        for (symbol, label), count in symbol_labels.items():
+            metrics.symbol_predictions.labels(symbol, label).inc(count)
+        for verdict, count in agreement.items():
+            metrics.author_tags.labels(verdict).inc(count)
+        reasons = Tally(rejection.reason.value for _, rejection in rejected)
+        for reason, count in reasons.items():
+            metrics.dead_letters.labels(reason).inc(count)
+        observe = metrics.end_to_end_seconds.observe
+        for record, probability in zip(sources, probabilities, strict=True):
+            if probability is not None and record.timestamp > 0:
+                observe(max(0.0, now - record.timestamp / 1000.0))
+        self._update_lag(batch)
+        self.batches_processed += 1
+        return True
+
+    def _predict(
+        self,
+        messages: list[ClassifiableMessage],
+        sources: list[Any],
+        rejected: list[tuple[Any, Rejection]],
+    ) -> list[float | None]:
+        """P(bullish) per message; None (and a DLQ entry) for a message the model fails on."""
+        if not messages:
+            return []
+        started = time.perf_counter()
+        try:
+            values = _checked(self.predictor.predict([m.text for m in messages]), len(messages))
+            self.metrics.inference_seconds.observe(time.perf_counter() - started)
+            return values  # type: ignore[return-value]
+        except Exception:
+            log.exception("batched prediction of %d messages failed; isolating", len(messages))
+            self.metrics.error("predict")
+        # One by one, so a single poison text costs itself only, not its batch.
+        results: list[float | None] = []
+        for message, record in zip(messages, sources, strict=True):
+            try:
+                results.append(_checked(self.predictor.predict([message.text]), 1)[0])
+            except Exception as err:
+                results.append(None)
+                detail = f"model failed: {type(err).__name__}: {err}"
+                rejected.append((record, Rejection(DeadLetterReason.PREDICTION_FAILED, detail)))
+        return results
+
+    def _commit(self, batch: Mapping[Any, list[Any]], futures: Sequence[Any]) -> bool:
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1) for tp, offset in next_offsets(batch).items()
+        }
+        if self.settings.exactly_once:
+            self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+            self.producer.commit_transaction()
+            return True
+        self.producer.flush()
+        for future in futures:
+            if future.failed():
+                raise future.exception
+        try:
+            self.consumer.commit(offsets)
+        except kafka_errors.KafkaError as err:
+            # The outputs are acknowledged: a later commit covers them, or the partition's
+            # next owner re-reads them (duplicates, never loss): carry on.
+            log.warning("offset commit failed (%s); records may be re-read", err)
+            self.metrics.error("commit")
+        return True
+
+    def _recover(self, batch: Mapping[Any, list[Any]], stage: str, err: Exception) -> bool:
+        """After a failed publish or transaction: abort, rewind, and let the loop re-read."""
+        if isinstance(
+            err,
+            kafka_errors.ProducerFencedError
+            | kafka_errors.InvalidProducerEpochError
+            | kafka_errors.TransactionalIdAuthorizationFailedError,
+        ):
+            raise FatalServiceError(
+                f"transactional.id {self.settings.transactional_id!r} is used by another "
+                f"instance ({err}); give each instance its own --instance-id"
+            ) from err
+        log.warning("batch not committed (%s: %s); rewinding to re-read it", stage, err)
+        self.metrics.error("transaction" if self.settings.exactly_once else "produce")
+        if self.settings.exactly_once:
+            try:
+                self.producer.abort_transaction()
+            except kafka_errors.KafkaError:
+                log.exception("aborting the transaction failed")
+        assigned = self.consumer.assignment()
+        for tp, offset in first_offsets(batch).items():
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
+        time.sleep(RETRY_BACKOFF_S)
+        return False
+
+    # ---- lag -----------------------------------------------------------------------------
+
+    def _update_lag(self, batch: Mapping[Any, list[Any]]) -> None:
+        highwater = self.consumer.highwater
+        lag = self.metrics.consumer_lag
+        for tp, offset in next_offsets(batch).items():
+            high = highwater(tp)
+            if high is not None:
+                lag.labels(tp.topic, str(tp.partition)).set(max(0, high - offset))
+
+    def _refresh_idle_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag_refresh < LAG_REFRESH_S:
+            return
+        self._last_lag_refresh = now
+        lag = self.metrics.consumer_lag
+        for tp in list(self.assigned):
+            try:
+                high = self.consumer.highwater(tp)
+                position = self.consumer.position(tp, timeout_ms=0)
+            except Exception:  # unknown yet: try again on the next refresh
+                continue
+            if high is not None and position is not None:
+                lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+
+    # ---- rebalance -------------------------------------------------------------------------
+
+    def on_revoked(self, partitions: set[Any]) -> None:
+        """Called inside poll() between batches: drop the open batch's records of revoked
+        partitions, which are uncommitted and so will be re-read by their next owner."""
+        dropped = self.batcher.drop(partitions)
+        self.assigned -= set(partitions)
+        self.metrics.forget_partitions((tp.topic, tp.partition) for tp in partitions)
+        log.info(
+            "partitions revoked: %s (dropped %d uncommitted records)", _names(partitions), dropped
+        )
+
+    def on_assigned(self, partitions: set[Any]) -> None:
+        """Called inside poll(): the new partitions start at their committed offsets."""
+        self.assigned |= set(partitions)
+        log.info("partitions assigned: %s", _names(partitions))
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, service: ClassifierService) -> None:
+        self.service = service
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.service.on_revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.service.on_assigned(set(assigned))
+
+
+def _checked(probabilities: Any, expected: int) -> list[float]:
+    """The model's output as Python floats, or ValueError when it is not `expected` finite
+    probabilities (a NaN must not be published as a label)."""
+    array = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    if array.shape[0] != expected:
+        raise ValueError(f"model returned {array.shape[0]} probabilities for {expected} texts")
+    if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
+        raise ValueError("model returned a probability outside [0, 1]")
+    values: list[float] = array.tolist()
+    return values
+
+
+def _names(partitions: set[Any]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)) or "none"
+
+
+def make_clients(settings: ClassifierSettings) -> tuple[KafkaConsumer, KafkaProducer]:
+    """The real Kafka consumer and producer for these settings."""
+    client_id = f"stocksent-classifier-{settings.instance_id}"
+    consumer = KafkaConsumer(
+        **client_config(settings.kafka),
+        client_id=client_id,
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # a new group starts at the oldest record: none skipped
+        isolation_level="read_committed",  # never classify an aborted upstream write
+        max_poll_records=settings.batch_size,
+        # Cooperative: a joining or leaving instance moves only the partitions that change
+        # owner, so the others keep flowing during the rebalance.
+        partition_assignment_strategy=(CooperativeStickyAssignor,),
+        session_timeout_ms=10_000,  # a killed instance's partitions move within ~10 s
+        heartbeat_interval_ms=2_000,
+    )
+    overrides: dict[str, Any] = {"client_id": client_id}
+    if settings.exactly_once:
+        overrides.update(
+            transactional_id=settings.transactional_id,
+            # bounds how long a crashed instance's open transaction blocks read_committed
+            # readers when it does not come back under the same --instance-id
+            transaction_timeout_ms=30_000,
+        )
+    producer = KafkaProducer(**producer_config(settings.kafka, **overrides))
+    return consumer, producer
+
+
+def make_service(
+    settings: ClassifierSettings,
+    predictor: SentimentPredictor,
+    metrics: ClassifierMetrics,
+    clients: Callable[[ClassifierSettings], tuple[Any, Any]] = make_clients,
+) -> ClassifierService:
+    """A service wired to real (or given) Kafka clients."""
+    consumer, producer = clients(settings)
+    return ClassifierService(settings, predictor, metrics, consumer, producer)

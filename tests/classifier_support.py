@@ -1,0 +1,412 @@
+"""Helpers for the classifier tests: a stand-in model, in-memory Kafka fakes, StockTwits
+message objects built from the canonical CSV, and running `stocksent classify`."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import html
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# ---- models --------------------------------------------------------------------------------
+
+BULLISH_WORDS = frozenset(
+    [
+        "buy",
+        "long",
+        "calls",
+        "call",
+        "bull",
+        "bullish",
+        "up",
+        "moon",
+        "rip",
+        "green",
+        "higher",
+        "breakout",
+    ]
+)
+BEARISH_WORDS = frozenset(
+    [
+        "sell",
+        "short",
+        "puts",
+        "put",
+        "bear",
+        "bearish",
+        "down",
+        "dump",
+        "red",
+        "lower",
+        "crash",
+        "drop",
+    ]
+)
+
+
+class KeywordPredictor:
+    """A deterministic stand-in for the LSTM: word counts through a logistic. Only for tests
+    that must run before (or without) the exported model."""
+
+    version = "stand-in-keywords-1"
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """P(bullish) per text."""
+        scores = []
+        for text in texts:
+            words = text.lower().split()
+            bull = sum(w.strip("!?.,$") in BULLISH_WORDS for w in words)
+            bear = sum(w.strip("!?.,$") in BEARISH_WORDS for w in words)
+            scores.append(0.3 + bull - bear + (len(words) % 7) / 10.0)
+        return (1.0 / (1.0 + np.exp(-np.asarray(scores, dtype=np.float64)))).astype(np.float32)
+
+
+def keyword_predictor() -> KeywordPredictor:
+    """Factory for `--model py:tests.classifier_support:keyword_predictor`."""
+    return KeywordPredictor()
+
+
+STAND_IN_MODEL_SPEC = "py:tests.classifier_support:keyword_predictor"
+
+
+def real_model_available() -> bool:
+    """True once the model package and its committed pretrained artifact are in the repo."""
+    try:
+        import model
+
+        pretrained = getattr(model, "PRETRAINED_DIR", None)
+        return bool(pretrained) and Path(pretrained).is_dir() and hasattr(model, "Predictor")
+    except ImportError:
+        return False
+
+
+def model_spec() -> str:
+    """`--model` value for integration tests: the real pretrained model once it is committed
+    (empty spec = the default artifact), else the keyword stand-in."""
+    return "" if real_model_available() else STAND_IN_MODEL_SPEC
+
+
+# ---- input data ------------------------------------------------------------------------------
+
+
+def message_object(message_id: int, text: str, label: str | None, symbol: str = "SPY") -> dict:
+    """A StockTwits API message object (2019 shape) around a CSV row: body HTML-escaped as
+    the API does, the author's tag in `entities.sentiment.basic`."""
+    return {
+        "id": message_id,
+        "body": html.escape(text, quote=False),
+        "created_at": "2017-06-01T14:30:00Z",
+        "user": {"id": 1000 + message_id % 97, "username": f"trader{message_id % 97}"},
+        "source": {"id": 1, "title": "StockTwits Web", "url": "https://stocktwits.com"},
+        "symbols": [{"id": 7271, "symbol": symbol, "title": "SPDR S&P 500"}],
+        "entities": {"sentiment": {"basic": label.capitalize()} if label else None},
+    }
+
+
+class InputMessage(NamedTuple):
+    """One input: its id, the text the model should see, and the author's tag."""
+
+    id: int
+    text: str
+    label: str
+
+
+def canonical_test_messages(data_dir: Path, count: int) -> list[InputMessage]:
+    """The first `count` non-blank messages of the canonical test split, with unique ids."""
+    with gzip.open(data_dir / "test.csv.gz", "rt", encoding="utf-8", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["message"].strip()]
+    return [
+        InputMessage(1_000_000 + i, row["message"], row["sentiment"].strip().lower())
+        for i, row in enumerate(rows[:count])
+    ]
+
+
+def input_records(
+    messages: Iterable[InputMessage],
+) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """(key, value, headers) records for the input topic, as the producer writes them."""
+    return [
+        (
+            str(m.id).encode(),
+            orjson.dumps(message_object(m.id, m.text, m.label)),
+            [("source", b"replay")],
+        )
+        for m in messages
+    ]
+
+
+# ---- in-memory Kafka fakes for unit tests ---------------------------------------------------
+
+
+class FakeTopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+class FakeRecord(NamedTuple):
+    """The attributes of kafka-python's ConsumerRecord the service reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp: int
+
+
+class FakeFuture:
+    def __init__(self, exception: Exception | None = None) -> None:
+        self.exception = exception
+
+    def failed(self) -> bool:
+        return self.exception is not None
+
+
+@dataclass
+class FakeProducer:
+    """Records sends; `fail_next_flush` makes one batch's sends fail."""
+
+    sent: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(
+        default_factory=list
+    )
+    fail_sends: bool = False
+    transactions: list[str] = field(default_factory=list)
+    offsets_in_transactions: list[dict[Any, Any]] = field(default_factory=list)
+    closed: bool = False
+    _pending: list[Any] = field(default_factory=list)
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> FakeFuture:
+        if self.fail_sends:
+            from kafka.errors import KafkaTimeoutError
+
+            return FakeFuture(KafkaTimeoutError("fake broker down"))
+        self._pending.append((topic, key, value, headers or []))
+        return FakeFuture()
+
+    def flush(self, timeout: float | None = None) -> None:
+        self.sent.extend(self._pending)
+        self._pending.clear()
+
+    def init_transactions(self) -> None:
+        self.transactions.append("init")
+
+    def begin_transaction(self) -> None:
+        self.transactions.append("begin")
+
+    def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: Any) -> None:
+        self.offsets_in_transactions.append(dict(offsets))
+
+    def commit_transaction(self) -> None:
+        self.flush()
+        self.transactions.append("commit")
+
+    def abort_transaction(self) -> None:
+        self._pending.clear()
+        self.transactions.append("abort")
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed = True
+
+
+@dataclass
+class FakeConsumer:
+    """Serves queued polls; records commits and seeks."""
+
+    polls: list[dict[Any, list[FakeRecord]]] = field(default_factory=list)
+    commits: list[dict[Any, Any]] = field(default_factory=list)
+    seeks: list[tuple[Any, int]] = field(default_factory=list)
+    listener: Any = None
+    partitions: set[Any] = field(default_factory=set)
+    closed: bool = False
+
+    def subscribe(self, topics: list[str], listener: Any = None) -> None:
+        self.listener = listener
+        if listener is not None and self.partitions:
+            listener.on_partitions_assigned(set(self.partitions))
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, Any]:
+        if self.polls:
+            return self.polls.pop(0)
+        return {}
+
+    def commit(self, offsets: dict[Any, Any]) -> None:
+        self.commits.append(dict(offsets))
+
+    def assignment(self) -> set[Any]:
+        return set(self.partitions)
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    def highwater(self, tp: Any) -> int | None:
+        return 1000
+
+    def position(self, tp: Any, timeout_ms: int | None = None) -> int:
+        return 0
+
+    def group_metadata(self) -> str:
+        return "group"
+
+    def close(self, autocommit: bool = True) -> None:
+        self.closed = True
+
+
+def fake_records(
+    topic: str, partition: int, values: Sequence[bytes | None], first_offset: int = 0
+) -> dict[FakeTopicPartition, list[FakeRecord]]:
+    """One poll result: `values` as consecutive records of one partition."""
+    tp = FakeTopicPartition(topic, partition)
+    now_ms = int(time.time() * 1000)
+    return {
+        tp: [
+            FakeRecord(topic, partition, first_offset + i, str(i).encode(), v, [], now_ms)
+            for i, v in enumerate(values)
+        ]
+    }
+
+
+# ---- running the real service -----------------------------------------------------------
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ClassifierProcess:
+    """`python -m stocksent.cli classify ...` as a child process, with its metrics port."""
+
+    def __init__(self, bootstrap: str, args: Sequence[str], log_path: Path) -> None:
+        self.metrics_port = free_port()
+        self.log_path = log_path
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        command = [
+            sys.executable,
+            "-m",
+            "stocksent.cli",
+            "classify",
+            "--bootstrap-servers",
+            bootstrap,
+            "--metrics-port",
+            str(self.metrics_port),
+            *args,
+        ]
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def get(self, path: str, timeout: float = 2.0) -> tuple[int, str]:
+        """HTTP GET on the metrics port: (status, body)."""
+        url = f"http://127.0.0.1:{self.metrics_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Waits for /readyz to answer 200 (model loaded, partitions assigned)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"classifier exited early:\n{self.log()}")
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"classifier not ready after {timeout}s:\n{self.log()}")
+
+    def kill(self) -> None:
+        """kill -9."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self._log.close()
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        """SIGTERM; the exit code (the service should exit 0 within a few seconds)."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+            self._log.close()
+        return code
+
+    def log(self) -> str:
+        """The child's combined output so far."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+
+class ThreadedClassifier:
+    """The service in a thread of the test process, with its own metrics registry: for
+    tests that read the registry directly and should not pay a process start each."""
+
+    def __init__(self, settings: Any, predictor: Any) -> None:
+        from prometheus_client import CollectorRegistry
+
+        from stream.metrics import ClassifierMetrics
+        from stream.service import make_service
+
+        self.registry = CollectorRegistry()
+        self.metrics = ClassifierMetrics(self.registry, settings.symbols)
+        self.service = make_service(settings, predictor, self.metrics)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.service.run()
+        except BaseException as err:  # surfaced by stop()
+            self.error = err
+
+    def __enter__(self) -> ThreadedClassifier:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stops the loop and re-raises what killed it, if anything."""
+        self.service.stop()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "classifier thread did not stop"
+        if self.error is not None:
+            raise self.error
+
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """A metric sample value from this instance's registry (0 when absent)."""
+        value = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if value is None else value
