@@ -128,12 +128,17 @@ class InputMessage(NamedTuple):
 
 
 def canonical_test_messages(data_dir: Path, count: int) -> list[InputMessage]:
-    """The first `count` non-blank messages of the canonical test split, with unique ids."""
+    """`count` messages of the canonical test split, each with its own id. The split has
+    9,621 rows, so for larger counts it is cycled: texts repeat, ids never do."""
     with gzip.open(data_dir / "test.csv.gz", "rt", encoding="utf-8", newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if row["message"].strip()]
     return [
-        InputMessage(1_000_000 + i, row["message"], row["sentiment"].strip().lower())
-        for i, row in enumerate(rows[:count])
+        InputMessage(
+            1_000_000 + i,
+            rows[i % len(rows)]["message"],
+            rows[i % len(rows)]["sentiment"].strip().lower(),
+        )
+        for i in range(count)
     ]
 
 
@@ -410,3 +415,23 @@ class ThreadedClassifier:
         """A metric sample value from this instance's registry (0 when absent)."""
         value = self.registry.get_sample_value(name, labels or {})
         return 0.0 if value is None else value
+
+
+def classifier_settings(bootstrap: str, **overrides: Any) -> Any:
+    """ClassifierSettings as the CLI would resolve them, with no environment variables and
+    the metrics endpoint off unless asked for."""
+    from stocksent.options import resolve
+    from stream.settings import OPTIONS, from_values
+
+    given = {"bootstrap_servers": bootstrap, "metrics_port": "0", **overrides}
+    return from_values(resolve({k: str(v) for k, v in given.items()}, OPTIONS, environ={}))
+
+
+def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.2) -> None:
+    """Polls `condition()` until true; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
