@@ -44,7 +44,7 @@ class RequestBudget:
         self._server_reset_at: float | None = None  # on our monotonic clock
 
     def wait_s(self) -> float:
-        """Seconds until a request is allowed (0 = now)."""
+        """Seconds until a request is allowed (0 = now). Sleep, then ask again before sending."""
         now = self._clock()
         self._expire(now)
         ready = self._not_before
@@ -106,7 +106,7 @@ class RequestBudget:
         return self.interval_s
 
     def _expire(self, now: float) -> None:
-        while self._sent and self._sent[0] <= now - WINDOW_S:
+        while self._sent and self._sent[0] + WINDOW_S <= now:
             self._sent.popleft()
         if self._server_reset_at is not None and now >= self._server_reset_at:
             # The server's window has rolled over: its count no longer applies.
