@@ -1,0 +1,284 @@
+"""The Prometheus configs, alert rules and Grafana dashboard are valid for a real Prometheus.
+
+promtool checks the configs and rules and runs the rules' unit tests; every PromQL expression
+of the dashboard and the rules parses (promtool, offline) and evaluates without error on a real
+Prometheus (loopback, temporary data dir); the dashboard covers the panels the run issue asks
+for, with the metric names of docs/CONTRACTS.md and no other.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.prometheus_support import (
+    ALERT_RULE_TESTS,
+    ALERT_RULES,
+    CLASSIFIER_JOB,
+    COMPOSE_CONFIG,
+    GRAFANA_DIR,
+    INSTALL_SCRIPT,
+    LOCAL_CONFIG,
+    PRODUCER_JOB,
+    PrometheusError,
+    Query,
+    RunningPrometheus,
+    contract_metric_names,
+    dashboard_panels,
+    dashboard_queries,
+    expand_grafana_variables,
+    load_dashboard,
+    load_yaml,
+    metric_names,
+    promtool,
+    rule_queries,
+    scrape_config,
+    start_prometheus,
+)
+
+# What the run issue asks the dashboard to show -> the panel title that shows it.
+REQUIRED_PANELS = {
+    "input rate": "Input rate",
+    "output rate": "Output rate",
+    "DLQ by reason": "Dead letters by reason",
+    "end-to-end latency percentiles": "End-to-end latency",
+    "inference latency percentiles": "Inference latency",
+    "batch size": "Batch size",
+    "consumer lag per partition": "Consumer lag per partition",
+    "share of bullish overall": "Share of bullish",
+    "share of bullish per symbol": "Share of bullish per symbol",
+    "agreement with authors' tags": "Agreement with authors' own tags",
+    "producer request outcomes": "API requests by outcome",
+    "producer budget": "Request budget left",
+    "model version": "Model version",
+}
+
+# What the run issue asks the alert rules to cover -> the alerts that do.
+REQUIRED_ALERTS = {
+    "lag growing for 5 minutes": {"StocksentConsumerLagGrowing"},
+    "DLQ rate above a threshold": {"StocksentDeadLetterRateHigh"},
+    "no input for 10 minutes": {"StocksentNoInput"},
+    "producer blocked or rate-limited": {
+        "StocksentProducerBlocked",
+        "StocksentProducerRateLimited",
+    },
+    "classifier down": {"StocksentClassifierDown", "StocksentClassifierAbsent"},
+}
+SEVERITIES = {"critical", "warning"}
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, f"{result.args}:\n{result.stdout}\n{result.stderr}"
+
+
+# ---- promtool --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [LOCAL_CONFIG, COMPOSE_CONFIG], ids=["local", "compose"])
+def test_promtool_check_config(config: Path) -> None:
+    _ok(promtool("check", "config", config))
+
+
+def test_promtool_check_rules() -> None:
+    _ok(promtool("check", "rules", ALERT_RULES))
+
+
+def test_alert_rules_unit_tests_fire_and_stay_silent_as_specified() -> None:
+    """deploy/prometheus/alerts_test.yml: each alert fires on its scenario, with its rendered
+    annotations, and stays silent on the look-alike scenario."""
+    _ok(promtool("test", "rules", ALERT_RULE_TESTS))
+
+
+def test_generated_test_config_is_valid(tmp_path: Path) -> None:
+    """The config tests/prometheus_support.py derives for a real server is a valid config."""
+    config = scrape_config({CLASSIFIER_JOB: ["127.0.0.1:1"], PRODUCER_JOB: ["127.0.0.1:2"]})
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    _ok(promtool("check", "config", path))
+
+
+def test_every_dashboard_expression_parses_offline(tmp_path: Path) -> None:
+    """promtool parses each dashboard query (as Grafana expands it) as a recording rule."""
+    queries = dashboard_queries()
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{i}", "expr": expand_grafana_variables(q.expr)}
+                    for i, q in enumerate(queries)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    _ok(promtool("check", "rules", path))
+
+
+# ---- a real server ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def empty_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPrometheus]:
+    """A real Prometheus with the alert rules loaded and nothing to scrape but a closed port."""
+    yield from start_prometheus(
+        tmp_path_factory.mktemp("prometheus"), {CLASSIFIER_JOB: ["127.0.0.1:9"]}
+    )
+
+
+@pytest.mark.parametrize(
+    "query", [*dashboard_queries(), *rule_queries()], ids=lambda q: q.where.replace(" ", "_")
+)
+def test_expression_evaluates_on_real_prometheus(
+    empty_prometheus: RunningPrometheus, query: Query
+) -> None:
+    expr = expand_grafana_variables(query.expr)
+    try:
+        empty_prometheus.query(expr)
+    except PrometheusError as err:
+        pytest.fail(f"{query.where}: {err}\n{expr}")
+
+
+def test_real_prometheus_loads_every_alert_rule(empty_prometheus: RunningPrometheus) -> None:
+    loaded = {
+        rule["name"]
+        for group in empty_prometheus.api("rules")["groups"]
+        for rule in group["rules"]
+        if rule["type"] == "alerting"
+    }
+    in_file = {q.where.removeprefix("rule ") for q in rule_queries()}
+    assert loaded == in_file
+
+
+# ---- the rules' content ----------------------------------------------------------------------
+
+
+def test_alert_rules_cover_the_issue_and_are_annotated() -> None:
+    rules = [rule for group in load_yaml(ALERT_RULES)["groups"] for rule in group["rules"]]
+    names = {rule["alert"] for rule in rules}
+    for concern, alerts in REQUIRED_ALERTS.items():
+        assert alerts <= names, f"no alert for {concern!r}: want {sorted(alerts - names)}"
+    for rule in rules:
+        assert rule["labels"]["severity"] in SEVERITIES, rule["alert"]
+        annotations = rule["annotations"]
+        assert annotations.get("summary", "").strip(), f"{rule['alert']}: no summary"
+        assert len(annotations.get("description", "")) > 40, f"{rule['alert']}: no description"
+    lag = next(r for r in rules if r["alert"] == "StocksentConsumerLagGrowing")
+    assert lag["for"] == "5m"
+    no_input = next(r for r in rules if r["alert"] == "StocksentNoInput")
+    assert no_input["for"] == "10m"
+
+
+# ---- the dashboard ---------------------------------------------------------------------------
+
+
+def test_dashboard_has_the_required_panels() -> None:
+    titles = {panel["title"] for panel in dashboard_panels()}
+    missing = {need: title for need, title in REQUIRED_PANELS.items() if title not in titles}
+    assert not missing, f"dashboard lacks panels: {missing}"
+
+
+def test_dashboard_is_well_formed_for_provisioning() -> None:
+    dashboard = load_dashboard()
+    datasource = load_yaml(GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml")
+    uid = datasource["datasources"][0]["uid"]
+    assert dashboard["uid"] and dashboard["title"]
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in dashboard_panels(dashboard):
+        where = panel["title"]
+        assert panel["datasource"]["uid"] == uid, where
+        assert panel.get("description"), f"{where}: no description"
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, f"{where}: wider than the grid"
+        assert panel["targets"], f"{where}: no query"
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == uid, where
+    provider = load_yaml(GRAFANA_DIR / "provisioning" / "dashboards" / "stocksent.yml")
+    assert provider["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
+    json.dumps(dashboard)  # serialisable as is
+
+
+def test_latency_panels_are_percentiles_over_histogram_buckets() -> None:
+    panels = {panel["title"]: panel for panel in dashboard_panels()}
+    for title, metric in [
+        ("End-to-end latency", "stocksent_classifier_end_to_end_seconds_bucket"),
+        ("Inference latency", "stocksent_classifier_inference_seconds_bucket"),
+    ]:
+        exprs = [target["expr"] for target in panels[title]["targets"]]
+        assert len(exprs) >= 2, f"{title}: want several percentiles"
+        for expr in exprs:
+            assert expr.startswith("histogram_quantile(") and metric in expr, expr
+            assert "by (le" in expr, f"{title}: quantile must aggregate by le: {expr}"
+
+
+def test_dashboard_and_rules_use_contract_metric_names_only_and_all_of_them() -> None:
+    contract = contract_metric_names()
+    assert len(contract) >= 20, "the metric table of docs/CONTRACTS.md did not parse"
+    allowed = set(contract)
+    for name, kind in contract.items():
+        if kind.startswith("histogram"):
+            allowed |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    used: set[str] = set()
+    for query in [*dashboard_queries(), *rule_queries()]:
+        names = metric_names(query.expr)
+        unknown = names - allowed
+        assert not unknown, f"{query.where} uses metrics not in docs/CONTRACTS.md: {unknown}"
+        used |= names
+    base = {
+        name.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count") for name in used
+    }
+    dashboard_base = {
+        name.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
+        for query in dashboard_queries()
+        for name in metric_names(query.expr)
+    }
+    assert set(contract) <= base
+    assert not set(contract) - dashboard_base, (
+        f"metrics never shown on the dashboard: {sorted(set(contract) - dashboard_base)}"
+    )
+
+
+def test_contract_names_match_the_services_closed_lists() -> None:
+    """docs/CONTRACTS.md, stream/metrics.py and producers/metrics.py name the same metrics."""
+    stream_metrics = pytest.importorskip("stream.metrics")
+    producer_metrics = pytest.importorskip("producers.metrics")
+    in_code = {stream_metrics.PREFIX + name for name in stream_metrics.METRIC_NAMES} | set(
+        producer_metrics.METRIC_NAMES
+    )
+    assert in_code == set(contract_metric_names())
+
+
+# ---- the two scrape configs ------------------------------------------------------------------
+
+
+def test_local_and_compose_configs_agree() -> None:
+    local, compose = load_yaml(LOCAL_CONFIG), load_yaml(COMPOSE_CONFIG)
+    assert local["rule_files"] == compose["rule_files"] == ["alerts.yml"]
+    local_jobs = {job["job_name"]: job for job in local["scrape_configs"]}
+    compose_jobs = {job["job_name"]: job for job in compose["scrape_configs"]}
+    assert {CLASSIFIER_JOB, PRODUCER_JOB} == set(local_jobs)
+    assert {CLASSIFIER_JOB, PRODUCER_JOB} <= set(compose_jobs)
+    assert local_jobs[CLASSIFIER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9300"]}]
+    assert local_jobs[PRODUCER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9301"]}]
+    # every replica of `--scale classifier=N`: one A record each
+    assert compose_jobs[CLASSIFIER_JOB]["dns_sd_configs"] == [
+        {"names": ["classifier"], "type": "A", "port": 9300, "refresh_interval": "15s"}
+    ]
+    assert compose_jobs[PRODUCER_JOB]["static_configs"] == [{"targets": ["producer:9301"]}]
+
+
+def test_install_script_is_valid_bash_and_idempotent() -> None:
+    _ok(subprocess.run(["bash", "-n", str(INSTALL_SCRIPT)], capture_output=True, text=True))
+    promtool("--version")  # skips when the tools cannot be had
+    result = subprocess.run(
+        ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=60
+    )
+    _ok(result)
+    assert "already installed" in result.stdout
