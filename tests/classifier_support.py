@@ -435,3 +435,49 @@ def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.2) -
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def produce_over_time(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
+    seconds: float,
+) -> threading.Thread:
+    """Produces `records` spread evenly over about `seconds`, from a background thread, so a
+    classifier can be killed or stopped while input is still arriving."""
+    from tests.kafka_support import produce
+
+    chunks = max(1, int(seconds * 10))
+    size = max(1, -(-len(records) // chunks))
+
+    def run() -> None:
+        for start in range(0, len(records), size):
+            produce(bootstrap, topic, records[start : start + size])  # type: ignore[arg-type]
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def records_in(bootstrap: str, topic: str) -> int:
+    """Sum of the end offsets of a topic: how many records (and transaction markers) it holds."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        return int(sum(consumer.end_offsets(partitions).values()))
+    finally:
+        consumer.close()
+
+
+def metric_value(exposition: str, name: str) -> float:
+    """A sample of a Prometheus text exposition (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return float(sample.value)
+    return 0.0
