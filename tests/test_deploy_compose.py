@@ -109,8 +109,8 @@ def test_start_order_uses_conditions(services: dict[str, dict[str, Any]]) -> Non
         ("classifier", "topic-init"): "service_completed_successfully",
         ("grafana", "prometheus"): "service_healthy",
     }
-    for (service, dependency), condition in expected.items():
-        assert services[service]["depends_on"][dependency]["condition"] == condition
+    for (dependent, dependency), condition in expected.items():
+        assert services[dependent]["depends_on"][dependency]["condition"] == condition
     for name, service in services.items():
         for dependency, spec in (service.get("depends_on") or {}).items():
             assert isinstance(spec, dict) and "condition" in spec, f"{name} -> {dependency}"
