@@ -7,6 +7,7 @@ records of a revoked partition one dictionary lookup each.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -62,7 +63,7 @@ class Batcher(Generic[PartitionT]):
         if self._size == 0:
             return idle_ms
         left = self.max_wait_s - (self._clock() - self._started_at)
-        return max(0, int(left * 1000))
+        return max(0, math.ceil(left * 1000))  # rounding up: never wake before the deadline
 
     def drop(self, partitions: Iterable[PartitionT]) -> int:
         """Forgets the records of these partitions (revoked: their new owner re-reads them

@@ -8,7 +8,7 @@ stand-in without TensorFlow.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -39,6 +39,7 @@ def _fallback_label_for(probability: float) -> str:
     return "bullish" if probability >= BULLISH_THRESHOLD else "bearish"
 
 
+_label_for: Callable[[float], str]
 try:  # one definition of the decision rule: the model's, once it is installed
     from model import label_for as _label_for  # type: ignore[attr-defined,unused-ignore]
 except ImportError:  # pragma: no cover - only before the model package lands

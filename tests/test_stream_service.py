@@ -1,0 +1,203 @@
+"""stream.service with in-memory Kafka fakes: publish, DLQ, commit order, transactions,
+revocation, model failures, publish failures, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from stream import dead_letter as dlq
+from stream.metrics import ClassifierMetrics
+from stream.service import ClassifierService
+from tests.classifier_support import (
+    FakeConsumer,
+    FakeProducer,
+    FakeTopicPartition,
+    KeywordPredictor,
+    classifier_settings,
+    fake_records,
+)
+
+P = "stocksent_classifier_"
+GOOD = orjson.dumps(
+    {
+        "id": 11,
+        "body": "$SPY calls",
+        "symbols": [{"symbol": "SPY"}],
+        "entities": {"sentiment": {"basic": "Bullish"}},
+    }
+)
+GOOD_2 = orjson.dumps({"id": 12, "body": "$XYZ sell", "symbols": [{"symbol": "XYZ"}]})
+
+
+def service(
+    consumer: FakeConsumer,
+    producer: FakeProducer,
+    predictor: object | None = None,
+    **overrides: object,
+) -> tuple[ClassifierService, CollectorRegistry]:
+    given: dict[str, object] = {"batch_size": 100, "batch_wait_ms": 0, "symbols": "SPY"}
+    settings = classifier_settings(
+        "fake:9092", input_topic="in", output_topic="out", dlq_topic="dlq",
+        **{**given, **overrides},
+    )  # fmt: skip
+    registry = CollectorRegistry()
+    svc = ClassifierService(
+        settings, predictor or KeywordPredictor(), ClassifierMetrics(registry, settings.symbols),
+        consumer, producer,
+    )  # fmt: skip
+    return svc, registry
+
+
+def run_polls(svc: ClassifierService, polls: int) -> None:
+    svc.consumer.subscribe(["in"], listener=None)
+    for _ in range(polls):
+        svc.step()
+
+
+def test_good_and_bad_records_are_published_then_committed() -> None:
+    consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD, b"junk", GOOD_2], first_offset=5)])
+    producer = FakeProducer()
+    svc, registry = service(consumer, producer)
+    run_polls(svc, 1)
+
+    outputs = [s for s in producer.sent if s[0] == "out"]
+    letters = [s for s in producer.sent if s[0] == "dlq"]
+    assert [orjson.loads(v)["id"] for _, _, v, _ in outputs] == [11, 12]
+    first = orjson.loads(outputs[0][2])
+    assert first["source"] == {"topic": "in", "partition": 0, "offset": 5}
+    assert first["author_sentiment"] == "bullish" and first["symbols"] == ["SPY"]
+    [(_, key, value, headers)] = letters
+    assert value == b"junk" and key == b"1"
+    assert dict(headers)[dlq.REASON] == b"invalid_json"
+    assert dict(headers)[dlq.SOURCE_OFFSET] == b"6"
+    # one commit, after the flush, of last offset + 1
+    [commit] = consumer.commits
+    assert {tp.partition: om.offset for tp, om in commit.items()} == {0: 8}
+
+    def sample(name: str, labels: dict[str, str] | None = None) -> float | None:
+        return registry.get_sample_value(P + name, labels or {})
+
+    assert sample("messages_consumed_total") == 3
+    assert sample("records_published_total") == 2
+    assert sample("dead_letters_total", {"reason": "invalid_json"}) == 1
+    assert sample("batch_size_count") == 1
+    assert sample("end_to_end_seconds_count") == 2
+    assert sample("model_info", {"version": KeywordPredictor.version}) == 1
+    labels = [orjson.loads(v)["sentiment"]["label"] for _, _, v, _ in outputs]
+    spy_label, other_label = labels
+    assert sample("symbol_predictions_total", {"symbol": "SPY", "label": spy_label}) == 1
+    assert sample("symbol_predictions_total", {"symbol": "other", "label": other_label}) == 1
+    verdict = "agree" if spy_label == "bullish" else "disagree"
+    assert sample("author_tags_total", {"agreement": verdict}) == 1
+    assert sample("consumer_lag", {"topic": "in", "partition": "0"}) == 1000 - 8
+
+
+def test_exactly_once_is_one_transaction_per_batch_with_its_offsets() -> None:
+    consumer = FakeConsumer(
+        polls=[fake_records("in", 0, [GOOD]), fake_records("in", 1, [GOOD_2, b"{}"])]
+    )
+    producer = FakeProducer()
+    svc, _ = service(consumer, producer, processing_guarantee="exactly-once")
+    producer.init_transactions()
+    run_polls(svc, 2)
+    assert producer.transactions == ["init", "begin", "commit", "begin", "commit"]
+    assert consumer.commits == []  # offsets go through the transaction only
+    assert [{tp.partition: om.offset for tp, om in o.items()}
+            for o in producer.offsets_in_transactions] == [{0: 1}, {1: 2}]  # fmt: skip
+
+
+def test_revoked_partitions_leave_the_open_batch_uncommitted() -> None:
+    consumer = FakeConsumer(
+        polls=[{**fake_records("in", 0, [GOOD]), **fake_records("in", 1, [GOOD_2])}]
+    )
+    producer = FakeProducer()
+    svc, _ = service(consumer, producer, batch_wait_ms=60_000)
+    run_polls(svc, 1)
+    assert len(svc.batcher) == 2 and producer.sent == []  # still filling
+    svc.on_revoked({FakeTopicPartition("in", 0)})
+    svc.process(svc.batcher.take())
+    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [12]
+    [commit] = consumer.commits
+    assert {tp.partition for tp in commit} == {1}  # partition 0 is re-read by its new owner
+
+
+def test_a_text_the_model_fails_on_goes_to_the_dlq_and_the_rest_is_labeled() -> None:
+    class Fragile(KeywordPredictor):
+        def predict(self, texts: Sequence[str]) -> np.ndarray:
+            if any("poison" in t for t in texts):
+                raise RuntimeError("model blew up")
+            return super().predict(texts)
+
+    poison = orjson.dumps({"id": 13, "body": "poison pill"})
+    consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD, poison, GOOD_2])])
+    producer = FakeProducer()
+    svc, registry = service(consumer, producer, predictor=Fragile())
+    run_polls(svc, 1)
+    assert sorted(orjson.loads(v)["id"] for t, _, v, _ in producer.sent if t == "out") == [11, 12]
+    [letter] = [s for s in producer.sent if s[0] == "dlq"]
+    assert dict(letter[3])[dlq.REASON] == b"prediction_failed" and letter[2] == poison
+    assert registry.get_sample_value(P + "errors_total", {"stage": "predict"}) == 1
+    assert len(consumer.commits) == 1
+
+
+def test_nan_from_the_model_is_never_published_as_a_label() -> None:
+    class Broken(KeywordPredictor):
+        def predict(self, texts: Sequence[str]) -> np.ndarray:
+            return np.full(len(texts), np.nan, dtype=np.float32)
+
+    consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD])])
+    producer = FakeProducer()
+    svc, _ = service(consumer, producer, predictor=Broken())
+    run_polls(svc, 1)
+    assert [t for t, *_ in producer.sent] == ["dlq"]
+
+
+def test_failed_publish_commits_nothing_and_rewinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("stream.service.RETRY_BACKOFF_S", 0.0)
+    tp = FakeTopicPartition("in", 2)
+    consumer = FakeConsumer(polls=[fake_records("in", 2, [GOOD, GOOD_2], first_offset=40)],
+                            partitions={tp})  # fmt: skip
+    producer = FakeProducer(fail_sends=True)
+    svc, registry = service(consumer, producer)
+    run_polls(svc, 1)
+    assert consumer.commits == []
+    assert consumer.seeks == [(tp, 40)]
+    assert registry.get_sample_value(P + "errors_total", {"stage": "produce"}) == 1
+    assert registry.get_sample_value(P + "messages_consumed_total") == 0
+
+
+def test_stop_finishes_the_open_batch_commits_and_closes() -> None:
+    consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD])])
+    producer = FakeProducer()
+    svc, _ = service(consumer, producer, batch_wait_ms=60_000)
+    svc.step()  # open batch, not yet due
+    svc.stop()
+    svc.run()
+    assert len(consumer.commits) == 1 and consumer.closed and producer.closed
+
+
+def test_readiness_needs_assigned_partitions() -> None:
+    consumer = FakeConsumer()
+    svc, _ = service(consumer, FakeProducer())
+    assert svc.readiness()[0] is False
+    svc.on_assigned({FakeTopicPartition("in", 0)})
+    assert svc.readiness()[0] is True
+
+
+@pytest.mark.parametrize("version", ["v1", "2026.05.31-abc"])
+def test_model_version_is_in_every_record(version: str) -> None:
+    class Versioned(KeywordPredictor):
+        pass
+
+    predictor = Versioned()
+    predictor.version = version  # type: ignore[misc]
+    consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD])])
+    producer = FakeProducer()
+    svc, _ = service(consumer, producer, predictor=predictor)
+    run_polls(svc, 1)
+    assert orjson.loads(producer.sent[0][2])["model_version"] == version

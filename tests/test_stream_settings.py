@@ -1,0 +1,97 @@
+"""stream.settings and stream.cli: flags, environment, validation errors, masked secrets."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from stocksent import topics
+from stocksent.options import SettingsError, resolve
+from stream import cli
+from stream.settings import OPTIONS, from_values
+
+
+def settings_from(args: dict[str, str], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return from_values(resolve(args, OPTIONS, environ=env or {}))
+
+
+def test_defaults_follow_the_contracts() -> None:
+    s = settings_from({})
+    assert (s.input_topic, s.output_topic, s.dlq_topic) == (
+        topics.INPUT_TOPIC,
+        topics.OUTPUT_TOPIC,
+        topics.DLQ_TOPIC,
+    )
+    assert s.group_id == "stocksent-classifier"
+    assert s.processing_guarantee == "at-least-once" and not s.exactly_once
+    assert s.metrics_port == 9300 and s.metrics_host == "127.0.0.1"
+    assert s.model == ""  # the committed pretrained artifact
+    assert s.instance_id  # the host name
+
+
+def test_flag_wins_over_environment() -> None:
+    s = settings_from(
+        {"batch_size": "64"},
+        {"STOCKSENT_BATCH_SIZE": "8", "STOCKSENT_PROCESSING_GUARANTEE": "exactly-once"},
+    )
+    assert s.batch_size == 64 and s.exactly_once
+    assert s.transactional_id == f"stocksent-classifier.{s.instance_id}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"batch_size": "0"}, "--batch-size: '0' is not valid: must be >= 1"),
+        ({"batch_wait_ms": "-1"}, "--batch-wait-ms"),
+        ({"processing_guarantee": "at-most-once"}, "not one of at-least-once, exactly-once"),
+        ({"metrics_port": "70000"}, "--metrics-port"),
+        ({"log_level": "loud"}, "--log-level"),
+        ({"model": "/no/such/model"}, "no such model directory"),
+        ({"model": "py:only-module"}, "py:package.module:factory"),
+        ({"input_topic": "same", "output_topic": "same"}, "must differ"),
+    ],
+)
+def test_bad_values_are_named(args: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        settings_from(args)
+
+
+def test_environment_errors_name_the_variable() -> None:
+    with pytest.raises(SettingsError, match="STOCKSENT_MAX_MESSAGE_BYTES"):
+        settings_from({}, {"STOCKSENT_MAX_MESSAGE_BYTES": "lots"})
+
+
+def test_symbols_are_normalised() -> None:
+    assert settings_from({"symbols": "$spy, aapl,,"}).symbols == ("SPY", "AAPL")
+
+
+def test_secrets_never_appear_in_the_printed_configuration() -> None:
+    settings, shown = cli.parse(
+        ["--sasl-mechanism", "PLAIN", "--sasl-password", "hunter2-secret"], "classify"
+    )
+    assert "hunter2-secret" not in shown and "sasl_password = ********" in shown
+    assert "hunter2-secret" not in repr(settings)
+
+
+def test_cli_reports_bad_settings_without_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--sasl-password", "hunter2-secret", "--batch-size", "zero"], "classify")
+    err = capsys.readouterr().err
+    assert code == 2 and "--batch-size: 'zero' is not valid" in err
+    assert "hunter2-secret" not in err
+
+
+def test_cli_logs_masked_configuration(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STOCKSENT_SASL_PASSWORD", "env-secret-value")
+
+    def no_model(spec: str) -> object:
+        raise RuntimeError("no model in this test")
+
+    monkeypatch.setattr("stream.predictor.load_predictor", no_model)
+    logging.getLogger().handlers.clear()
+    code = cli.main(["--metrics-port", "0"], "classify")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "sasl_password = ********" in err and "env-secret-value" not in err
