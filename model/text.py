@@ -11,8 +11,9 @@ What a message becomes, in order:
    invalid UTF-8 (a cut character, lone surrogates) becomes U+FFFD, then a space;
 2. HTML entities are decoded (`&amp;` -> `&`, `&#39;` -> `'`), others dropped;
 3. lower case (Unicode aware);
-4. entities become tokens: links `_url_`, users `_user_`, cashtags `_ticker_`
-   (`$BTC.X`, `$BRK.B` included), prices `_price_`, percentages `_pct_`,
+4. entities become tokens: links `_url_`, users `_user_`, cashtags
+   `_ticker_<name>` (`$BRK.B` -> `_ticker_brkb`; the vocabulary maps a ticker it
+   has not seen to plain `_ticker_`), prices `_price_`, percentages `_pct_`,
    other numbers `_num_`, smileys `_smile_` / `_frown_`;
 5. `!` and `?` (runs collapsed) and each emoji/symbol become tokens of their
    own, apostrophes are dropped (`don't` -> `dont`), other punctuation is a space;
@@ -66,7 +67,7 @@ _HTML_ENTITIES: tuple[tuple[str, str], ...] = (
 _RULES: tuple[tuple[str, str], ...] = (
     (r"(?:https?://|www\.)\S+", f" {URL_TOKEN} "),
     (r"@\w+", f" {USER_TOKEN} "),
-    (r"\$[a-z][a-z0-9_]*(?:\.[a-z]+)?", f" {TICKER_TOKEN} "),
+    (r"\$([a-z][a-z0-9]*)(?:\.([a-z]+))?", f" {TICKER_TOKEN}\\1\\2 "),
     (r"\$\s?" + _NUMBER + r"[km]?", f" {PRICE_TOKEN} "),
     (r"[+-]?" + _NUMBER + r"\s?%", f" {PERCENT_TOKEN} "),
     (_NUMBER, f" {NUMBER_TOKEN} "),

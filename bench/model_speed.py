@@ -1,0 +1,297 @@
+"""Model-only speed: messages/s of an exported model, naive calls, and the seed's configuration.
+
+Other benchmarks import the functions; run as
+`python -m bench.model_speed --model model/pretrained [--seconds 5] [--update-card]`
+to print one JSON object (and, with --update-card, write the figures into the
+model card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_BATCH_SIZES = (1, 32, 256, 2048)
+SEED_SEQUENCE_LENGTH = 244
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stocktwits-spy-2017"
+
+
+def sample_messages(n: int = 4096, data_dir: Path = DATA_DIR) -> list[str]:
+    """Real messages from the test split when present, else synthetic ones."""
+    path = data_dir / "test.csv.gz"
+    if path.is_file():
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+            rows = [r["message"] for r in itertools.islice(csv.DictReader(handle), n)]
+        if rows:
+            return rows
+    words = [
+        "$SPY",
+        "calls",
+        "puts",
+        "moon",
+        "crash",
+        "🚀",
+        "bought",
+        "sold",
+        "250.5",
+        "!!",
+        "?",
+        "@trader",
+        "https://x.co/1",
+    ]
+    return [" ".join(words[(i + j) % len(words)] for j in range(4 + i % 20)) for i in range(n)]
+
+
+def _batches(messages: Sequence[Any], batch_size: int) -> list[Sequence[Any]]:
+    reps = max(1, -(-batch_size // len(messages)))
+    pool = list(messages) * reps
+    count = max(1, len(messages) // batch_size)
+    return [pool[i * batch_size : (i + 1) * batch_size] for i in range(count)]
+
+
+def measure_throughput(
+    predict: Callable[[Any], Any], batches: Sequence[Any], batch_size: int, seconds: float
+) -> dict[str, float]:
+    """Call `predict` over `batches` (cycling) for about `seconds` after one warm-up
+    call per batch shape; returns messages/s and mean seconds per call."""
+    for batch in batches[:2]:
+        predict(batch)
+    calls = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    for batch in itertools.cycle(batches):
+        predict(batch)
+        calls += 1
+        if time.perf_counter() >= deadline:
+            break
+    elapsed = time.perf_counter() - start
+    return {
+        "batch_size": batch_size,
+        "messages_per_s": round(calls * batch_size / elapsed, 1),
+        "ms_per_call": round(1000 * elapsed / calls, 3),
+        "calls": calls,
+    }
+
+
+def measure_predictor(
+    predictor: Any,
+    messages: Sequence[str],
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    seconds: float = 5.0,
+) -> list[dict[str, float]]:
+    """messages/s of `Predictor.predict` (Python lists in, NumPy out) per batch size."""
+    return [
+        measure_throughput(predictor.predict, _batches(messages, b), b, seconds)
+        for b in batch_sizes
+    ]
+
+
+def measure_signature(
+    model_dir: str | Path,
+    messages: Sequence[str],
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    seconds: float = 5.0,
+) -> list[dict[str, float]]:
+    """messages/s of the raw `serving_default` signature on ready-made tf.string batches."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(model_dir))
+    signature = loaded.signatures["serving_default"]
+    results = []
+    for b in batch_sizes:
+        batches = [
+            tf.constant([m.encode("utf-8", "surrogatepass") for m in batch])
+            for batch in _batches(messages, b)
+        ]
+        results.append(measure_throughput(lambda x: signature(messages=x), batches, b, seconds))
+    return results
+
+
+def measure_naive(
+    predictor: Any, messages: Sequence[str], seconds: float = 5.0
+) -> dict[str, float]:
+    """One message per `predict` call: what a service without batching would get."""
+    return measure_throughput(
+        lambda batch: predictor.predict(batch), _batches(messages, 1), 1, seconds
+    )
+
+
+def export_seed_configuration(directory: str | Path, vocabulary: Sequence[str]) -> Path:
+    """Export the seed's network (fixed 244 steps, Embedding 300, LSTM 128 -> 64, dropout
+    0.5, no masking) untrained, behind the same normalisation and vocabulary."""
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    from model.serving import OUTPUT_KEY, SIGNATURE_NAME
+    from model.text import tokenize_batch
+    from model.vocab import PAD_INDEX, TokenEncoder
+
+    ids = keras.Input(shape=(SEED_SEQUENCE_LENGTH,), dtype="int32")
+    x = layers.Embedding(len(vocabulary), 300)(ids)
+    x = layers.LSTM(128, return_sequences=True, dropout=0.5)(x)
+    x = layers.LSTM(64, dropout=0.5)(x)
+    network = keras.Model(ids, layers.Dense(1, activation="sigmoid")(x))
+
+    class SeedModule(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+            self.network_variables = list(network.variables)
+            self.encoder = TokenEncoder(vocabulary)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def serve(self, messages: tf.Tensor) -> dict[str, tf.Tensor]:
+            tokens = tokenize_batch(messages)[:, :SEED_SEQUENCE_LENGTH]
+            ragged = self.encoder.encode(tokens)
+            # The seed left-pads every message to 244 steps.
+            dense = ragged.to_tensor(default_value=PAD_INDEX)
+            pad = SEED_SEQUENCE_LENGTH - tf.shape(dense)[1]
+            dense = tf.pad(dense, [[0, 0], [pad, 0]], constant_values=PAD_INDEX)
+            return {OUTPUT_KEY: tf.reshape(self.network(dense, training=False), [-1])}
+
+    module = SeedModule()
+    tf.saved_model.save(
+        module, str(directory), signatures={SIGNATURE_NAME: module.serve.get_concrete_function()}
+    )
+    return Path(directory)
+
+
+def measure_seed_configuration(
+    vocabulary: Sequence[str],
+    messages: Sequence[str],
+    batch_sizes: Sequence[int] = (32, 256, 2048),
+    seconds: float = 5.0,
+) -> dict[str, Any]:
+    """Export the seed configuration to a temp dir and measure it; reports its best batch."""
+    with tempfile.TemporaryDirectory(prefix="seed-config-") as tmp:
+        export_seed_configuration(tmp, vocabulary)
+        results = measure_signature(tmp, messages, batch_sizes, seconds)
+    best = max(results, key=lambda r: r["messages_per_s"])
+    return {"results": results, "best": best}
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def speed_markdown(report: dict[str, Any]) -> str:
+    """The model card's speed section."""
+    lines = [
+        f"Measured for model version `{report['model_version']}` on {report['machine']} "
+        f"(shared with other jobs, so figures are indicative), TensorFlow "
+        f"{report['tensorflow_version']}, {report['seconds']} s per figure, real test-split "
+        f"messages, `python -m bench.model_speed --model <dir>`.",
+        "",
+        "| path | batch | messages/s | ms per call |",
+        "|---|---|---|---|",
+    ]
+    for r in report["predictor"]:
+        lines.append(
+            f"| `Predictor.predict` | {r['batch_size']} | {r['messages_per_s']:,.0f} | "
+            f"{r['ms_per_call']} |"
+        )
+    for r in report["signature"]:
+        lines.append(
+            f"| raw `serving_default` signature | {r['batch_size']} | "
+            f"{r['messages_per_s']:,.0f} | {r['ms_per_call']} |"
+        )
+    seed = report.get("seed_configuration")
+    if seed:
+        for r in seed["results"]:
+            lines.append(
+                f"| seed configuration (244 steps, Embedding 300, LSTM 128→64) | "
+                f"{r['batch_size']} | {r['messages_per_s']:,.0f} | {r['ms_per_call']} |"
+            )
+        best = max(r["messages_per_s"] for r in report["signature"])
+        lines += [
+            "",
+            f"Best exported-model figure against the seed configuration's best: "
+            f"{best / seed['best']['messages_per_s']:.1f}x.",
+        ]
+    lines += ["", "Text normalisation is part of every figure (it runs in the graph)."]
+    return "\n".join(lines)
+
+
+def run(model_dir: Path, seconds: float, batch_sizes: Sequence[int], seed: bool) -> dict[str, Any]:
+    """All measurements for one exported model, as a JSON-ready dict."""
+    import tensorflow as tf
+
+    from model.predictor import Predictor
+    from model.vocab import load_vocabulary
+
+    predictor = Predictor.load(model_dir)
+    messages = sample_messages()
+    report: dict[str, Any] = {
+        "model": str(model_dir),
+        "model_version": predictor.version,
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "tensorflow_version": tf.__version__,
+        "seconds": seconds,
+        "predictor": measure_predictor(predictor, messages, batch_sizes, seconds),
+        "signature": measure_signature(model_dir, messages, batch_sizes, seconds),
+        "naive_one_per_call": measure_naive(predictor, messages, seconds),
+    }
+    if seed:
+        vocabulary = load_vocabulary(Path(model_dir) / "vocabulary.txt")
+        report["seed_configuration"] = measure_seed_configuration(
+            vocabulary, messages, seconds=seconds
+        )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print one JSON object with the measurements."""
+    parser = argparse.ArgumentParser(prog="python -m bench.model_speed", description=__doc__)
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="exported model directory (default: the committed model)",
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="per figure")
+    parser.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCH_SIZES)))
+    parser.add_argument("--no-seed", action="store_true", help="skip the seed configuration")
+    parser.add_argument(
+        "--update-card",
+        action="store_true",
+        help="write the figures into the model's MODEL_CARD.md",
+    )
+    args = parser.parse_args(argv)
+    from model.predictor import PRETRAINED_DIR
+
+    model_dir = args.model or PRETRAINED_DIR
+    report = run(
+        model_dir, args.seconds, [int(b) for b in args.batch_sizes.split(",")], not args.no_seed
+    )
+    if args.update_card:
+        from model.card import CARD_NAME, replace_speed_section
+
+        card = model_dir / CARD_NAME
+        card.write_text(
+            replace_speed_section(card.read_text(encoding="utf-8"), speed_markdown(report)),
+            encoding="utf-8",
+        )
+    sys.stdout.write(json.dumps(report) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""MODEL_CARD.md, rendered from the manifest (numbers are never typed by hand)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+CARD_NAME = "MODEL_CARD.md"
+SPEED_BEGIN = "<!-- speed:begin -->"
+SPEED_END = "<!-- speed:end -->"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _metric_rows(manifest: dict[str, Any]) -> str:
+    rows = [
+        "| split | n | accuracy | precision | recall | F1 | ROC AUC | log loss |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for split in ("val", "test"):
+        m = manifest["metrics"][split]
+        rows.append(
+            f"| {split} | {m['n']} | {m['accuracy']:.4f} | {m['precision']:.4f} | "
+            f"{m['recall']:.4f} | {m['f1']:.4f} | {m['roc_auc']:.4f} | {m['log_loss']:.4f} |"
+        )
+    return "\n".join(rows)
+
+
+def render_card(manifest: dict[str, Any], speed_section: str | None = None) -> str:
+    """The model card text for an exported model's manifest."""
+    data = manifest["data"]
+    net = manifest["network"]
+    train = manifest["training"]
+    base = manifest.get("baseline") or {}
+    test = manifest["metrics"]["test"]
+    files = "\n".join(
+        f"| `{name}` | {info['rows']} | `{info['sha256']}` |"
+        for name, info in data["files"].items()
+    )
+    history = "\n".join(
+        f"| {r['epoch']} | {r.get('loss', 0):.4f} | {r.get('accuracy', 0):.4f} | "
+        f"{r.get('val_loss', 0):.4f} | {r.get('val_accuracy', 0):.4f} | {r['learning_rate']:.2e} |"
+        f" {r['seconds']} |"
+        for r in manifest["history"]
+    )
+    baseline_line = (
+        f"TF-IDF baseline ({base['model']}, C={base['C']} chosen on val): "
+        f"val {base['val_accuracy']:.4f}, test {base['test_accuracy']:.4f}. "
+        f"LSTM minus baseline on test: {test['accuracy'] - base['test_accuracy']:+.4f}."
+        if base
+        else "TF-IDF baseline: not measured for this build (`--no-baseline`)."
+    )
+    speed = speed_section or (
+        "Not measured yet: run `python -m bench.model_speed --model <this dir> --update-card`."
+    )
+    cm = test["confusion_matrix"]
+    return f"""# StockTwits sentiment LSTM — model card
+
+Model version `{manifest["model_version"]}` (SHA-256 of the SavedModel files:
+`{manifest["content_sha256"]}`), TensorFlow {manifest["tensorflow_version"]},
+Keras {manifest["keras_version"]}, exported {manifest["created_at"]}.
+
+## What it does
+
+Input: a batch of raw StockTwits message bodies (`tf.string`, shape `[batch]`,
+signature `serving_default`, input `messages`). Output: `probability`, the
+probability that the author would tag the message **bullish** (float32,
+`[batch]`); `>= 0.5` is labelled bullish, else bearish. Normalisation
+(`model/text.py`) is inside the graph: the same TensorFlow ops built the
+training data.
+
+## Data
+
+- Source: StockTwits messages about `$SPY` from 2017 whose authors tagged them
+  Bullish or Bearish — the data set of the seed, Garrett Hoffman's O'Reilly
+  article "Introduction to LSTMs with TensorFlow" (2018, repository
+  `garretthoffman/lstm-oreilly`), collected there from the StockTwits API.
+- Split: the canonical split shipped with the project in
+  `../shared/data/stocktwits-spy-2017/` (train / val / test, fixed files; the
+  vocabulary, weights and early stopping only ever see train and val).
+
+| file | rows | SHA-256 |
+|---|---|---|
+{files}
+
+## Metrics (this exact artifact, threshold 0.5, bullish = positive)
+
+{_metric_rows(manifest)}
+
+Test confusion matrix (rows truth, columns prediction; bearish, bullish):
+`{cm}`. Majority class on test: {_pct(max(sum(cm[0]), sum(cm[1])) / test["n"])}.
+Seed model (Hoffman 2018): 0.717 test accuracy. {baseline_line}
+
+## Network and training
+
+Embedding({manifest["vocabulary_size"]} words, {net["embedding_dim"]}, masked) →
+SpatialDropout1D({net["embedding_dropout"]}) →
+{" → ".join(f"LSTM({u})" for u in net["lstm_units"])} (input dropout {net["lstm_dropout"]},
+L2 {net["l2"]} on kernels) → pooling `{net["pooling"]}` → Dense(1, sigmoid).
+Binary cross-entropy, Adam (lr {train["learning_rate"]}, clipnorm 1, halved when val
+loss stalls), batch {train["batch_size"]}, seed {train["seed"]}, early stopping on val
+accuracy (patience {train["patience"]}, best weights restored): best epoch
+{manifest["best_epoch"]} of {len(manifest["history"])}, {manifest["training_seconds"]:.0f} s
+of training on {manifest.get("machine", "this machine")}.
+
+| epoch | loss | acc | val loss | val acc | lr | s |
+|---|---|---|---|---|---|---|
+{history}
+
+### What changed against the seed, and why
+
+- **Vocabulary from train only** (min count {train["min_count"]}, index 1 = OOV;
+  a ticker not in the vocabulary falls back to `_ticker_`): the seed's vocabulary
+  saw the test set, which flatters its test score.
+- **Tokens**: `!`, `?`, emoji and smileys are kept as tokens (they carry
+  sentiment); links, users, prices, percentages and numbers become entity
+  tokens; cashtags keep their symbol (`_ticker_vix` is not `_ticker_spy`:
+  measured +0.7 points for the TF-IDF model) with a `_ticker_` fallback; user
+  names are *not* kept (no personal data in the vocabulary). HTML entities are
+  decoded in the graph.
+- **Sequence length sized to the data**: right padding per batch to the
+  longest message (rounded up to a multiple of 8), at most {manifest["sequence_policy"]["max_tokens"]}
+  tokens, masked — the seed padded every message to 244 steps (its longest
+  message in *characters*), which was mostly padding, and costs ~6x compute.
+- **Loss and optimiser**: binary cross-entropy + Adam with a plateau schedule
+  instead of MSE + Adadelta; gradient clipping for the recurrent layers.
+- **Regularisation**: SpatialDropout1D on the embeddings, input dropout on the
+  LSTMs and L2 on the kernels; early stopping on val with best weights restored
+  (the model overfits after a few epochs).
+- **Smaller, faster network**: the seed's Embedding(300) → LSTM(128) → LSTM(64)
+  became the sizes above, chosen for accuracy *and* inference speed.
+
+## Rebuild
+
+```
+{manifest["rebuild_command"]}
+```
+
+Training is seeded and uses deterministic TF ops; on another CPU the last
+digits may still differ.
+
+## Inference speed
+
+{SPEED_BEGIN}
+{speed}
+{SPEED_END}
+
+## Known limits
+
+- Trained on one symbol's stream ($SPY, 2017): vocabulary, slang and market
+  context drift; other symbols and later years will score lower.
+- Labels are authors' self-tags, a biased sample of messages (most messages
+  carry no tag); sarcasm and mixed messages are often wrong.
+- Text after the first {manifest["sequence_policy"]["max_tokens"]} tokens or
+  {manifest["sequence_policy"]["max_input_bytes"]} bytes is ignored.
+- The probability is not calibrated beyond what cross-entropy training gives;
+  see `calibration.png` from `stocksent evaluate --plots`.
+- Non-English text maps mostly to OOV.
+"""
+
+
+def write_card(directory: str | Path, manifest: dict[str, Any]) -> Path:
+    """Write MODEL_CARD.md, keeping a speed section already measured there."""
+    path = Path(directory) / CARD_NAME
+    speed = None
+    if path.is_file():
+        speed = read_speed_section(path.read_text(encoding="utf-8"))
+        # Figures measured on another build of the model would be wrong here.
+        if speed is not None and manifest["model_version"] not in speed:
+            speed = None
+    path.write_text(render_card(manifest, speed), encoding="utf-8")
+    return path
+
+
+def read_speed_section(card: str) -> str | None:
+    """The text between the speed markers, or None."""
+    match = re.search(re.escape(SPEED_BEGIN) + r"\n(.*?)\n" + re.escape(SPEED_END), card, re.S)
+    return match.group(1) if match else None
+
+
+def replace_speed_section(card: str, speed: str) -> str:
+    """The card with its speed section replaced by `speed`."""
+    pattern = re.escape(SPEED_BEGIN) + r"\n.*?\n" + re.escape(SPEED_END)
+    return re.sub(pattern, lambda _: f"{SPEED_BEGIN}\n{speed}\n{SPEED_END}", card, flags=re.S)

@@ -1,0 +1,65 @@
+"""Classification metrics with bullish as the positive class (NumPy only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+BULLISH_THRESHOLD = 0.5
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties averaged); NaN for one class."""
+    labels = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = np.asarray(scores)[order]
+    ranks = np.empty(len(scores), dtype=np.float64)
+    # Average ranks over ties.
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    for start, count in zip(first, counts, strict=True):
+        ranks[order[start : start + count]] = start + (count + 1) / 2.0
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def classification_report(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float = BULLISH_THRESHOLD
+) -> dict[str, Any]:
+    """accuracy, precision, recall, f1, roc_auc, log_loss, confusion_matrix, n.
+
+    confusion_matrix is [[true bearish, bearish called bullish],
+    [bullish called bearish, true bullish]] (rows: truth, columns: prediction).
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if labels.shape != probabilities.shape:
+        raise ValueError(f"labels {labels.shape} and probabilities {probabilities.shape} differ")
+    predicted = (probabilities >= threshold).astype(np.int64)
+    tp = int(((predicted == 1) & (labels == 1)).sum())
+    tn = int(((predicted == 0) & (labels == 0)).sum())
+    fp = int(((predicted == 1) & (labels == 0)).sum())
+    fn = int(((predicted == 0) & (labels == 1)).sum())
+    n = len(labels)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    clipped = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    log_loss = (
+        float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped)))
+        if n
+        else float("nan")
+    )
+    return {
+        "n": n,
+        "accuracy": round((tp + tn) / n, 6) if n else float("nan"),
+        "precision": round(precision, 6),
+        "recall": round(recall, 6),
+        "f1": round(f1, 6),
+        "roc_auc": round(roc_auc(labels, probabilities), 6),
+        "log_loss": round(log_loss, 6),
+        "confusion_matrix": [[tn, fp], [fn, tp]],
+        "threshold": threshold,
+    }

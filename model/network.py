@@ -1,0 +1,86 @@
+"""The network: Embedding -> stacked LSTM -> sigmoid, on integer token ids."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import keras
+from keras import layers, regularizers
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Hyper-parameters of the network; the manifest records them."""
+
+    embedding_dim: int = 128
+    lstm_units: tuple[int, ...] = (96, 48)
+    embedding_dropout: float = 0.3  # SpatialDropout1D: drops whole word vectors
+    lstm_dropout: float = 0.2  # dropout on each LSTM's inputs
+    l2: float = 1e-6  # on recurrent and output kernels
+    pooling: str = "last"  # "last" or "last+max": max over the top LSTM's outputs too
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        out = asdict(self)
+        out["lstm_units"] = list(self.lstm_units)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
+        """Inverse of `to_dict`."""
+        return cls(**{**data, "lstm_units": tuple(data["lstm_units"])})
+
+
+def build_network(vocabulary_size: int, config: NetworkConfig) -> keras.Model:
+    """Ids (batch, steps), 0 = padding (masked) -> probability of bullish (batch, 1)."""
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(
+        ids
+    )
+    x = layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
+    for i, units in enumerate(config.lstm_units):
+        last = i == len(config.lstm_units) - 1
+        x = layers.LSTM(
+            units,
+            return_sequences=not last or config.pooling == "last+max",
+            dropout=config.lstm_dropout,
+            kernel_regularizer=regularizers.l2(config.l2),
+            recurrent_regularizer=regularizers.l2(config.l2),
+            name=f"lstm_{i + 1}",
+        )(x)
+    if config.pooling == "last+max":
+        x = _MaxAndLastStep(name="pool")(x)
+    elif config.pooling != "last":
+        raise ValueError(f"unknown pooling {config.pooling!r}")
+    x = layers.Dropout(config.lstm_dropout, name="head_dropout")(x)
+    prob = layers.Dense(
+        1, activation="sigmoid", kernel_regularizer=regularizers.l2(config.l2), name="bullish"
+    )(x)
+    return keras.Model(ids, prob, name="stocktwits_lstm")
+
+
+class _MaxAndLastStep(layers.Layer):
+    """Masked max over steps, concatenated with the output at the last real step."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        from keras import ops
+
+        if mask is None:
+            mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
+        # LSTM outputs lie in (-1, 1): -1 at padded steps never wins the max.
+        maxed = ops.max(ops.where(mask[:, :, None], inputs, -1.0), axis=1)
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
+        index = ops.maximum(lengths - 1, 0)
+        last = ops.take_along_axis(inputs, index[:, None, None], axis=1)[:, 0, :]
+        return ops.concatenate([maxed, last], axis=-1)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], 2 * input_shape[-1])

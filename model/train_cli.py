@@ -1,0 +1,187 @@
+"""`stocksent train --data DIR --out DIR`: train, evaluate and export the LSTM."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from model.network import NetworkConfig
+from model.training import TrainingConfig
+
+DEFAULT_NETWORK = NetworkConfig()
+DEFAULT_TRAINING = TrainingConfig()
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    """Command-line flags; defaults are the shipped model's settings."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__)
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="directory with train/val/test .csv[.gz] (message, sentiment columns)",
+    )
+    p.add_argument("--out", required=True, type=Path, help="directory to export the model to")
+    p.add_argument("--epochs", type=int, default=DEFAULT_TRAINING.epochs)
+    p.add_argument("--seed", type=int, default=DEFAULT_TRAINING.seed)
+    p.add_argument("--batch-size", type=int, default=DEFAULT_TRAINING.batch_size)
+    p.add_argument("--learning-rate", type=float, default=DEFAULT_TRAINING.learning_rate)
+    p.add_argument("--patience", type=int, default=DEFAULT_TRAINING.patience)
+    p.add_argument("--min-count", type=int, default=DEFAULT_TRAINING.min_count)
+    p.add_argument("--embedding-dim", type=int, default=DEFAULT_NETWORK.embedding_dim)
+    p.add_argument(
+        "--lstm-units",
+        default=",".join(map(str, DEFAULT_NETWORK.lstm_units)),
+        help="comma-separated sizes of the stacked LSTMs, e.g. 96,48",
+    )
+    p.add_argument("--embedding-dropout", type=float, default=DEFAULT_NETWORK.embedding_dropout)
+    p.add_argument("--lstm-dropout", type=float, default=DEFAULT_NETWORK.lstm_dropout)
+    p.add_argument("--l2", type=float, default=DEFAULT_NETWORK.l2)
+    p.add_argument("--pooling", choices=("last", "last+max"), default=DEFAULT_NETWORK.pooling)
+    p.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="XLA-compile the numeric part of the serving graph",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="TensorFlow intra-op threads (the machine is shared)",
+    )
+    p.add_argument(
+        "--limit", type=int, default=0, help="use only the first N rows of each split (smoke tests)"
+    )
+    p.add_argument(
+        "--no-baseline", action="store_true", help="skip the TF-IDF + logistic-regression baseline"
+    )
+    return p
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (or the platform's guess)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "epoch", k))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv: list[str], prog: str = "stocksent train") -> int:
+    """Train on DIR's train split, stop early on val, export to OUT, score val and test."""
+    args = build_parser(prog).parse_args(argv)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+
+    from model.card import write_card
+    from model.data import read_split, sha256_file, split_path
+    from model.export import export_savedmodel, write_manifest
+    from model.metrics import classification_report
+    from model.predictor import Predictor
+    from model.training import train
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+
+    splits = {s: read_split(args.data, s) for s in ("train", "val", "test")}
+    if args.limit:
+        from dataclasses import replace
+
+        splits = {
+            s: replace(d, texts=d.texts[: args.limit], labels=d.labels[: args.limit])
+            for s, d in splits.items()
+        }
+    for name, d in splits.items():
+        emit(f"{name}: {len(d)} messages from {d.source}")
+    network_config = NetworkConfig(
+        embedding_dim=args.embedding_dim,
+        lstm_units=tuple(int(u) for u in args.lstm_units.split(",")),
+        embedding_dropout=args.embedding_dropout,
+        lstm_dropout=args.lstm_dropout,
+        l2=args.l2,
+        pooling=args.pooling,
+    )
+    training_config = TrainingConfig(
+        seed=args.seed,
+        min_count=args.min_count,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+    )
+    trained = train(splits["train"], splits["val"], network_config, training_config, emit)
+
+    out: Path = args.out
+    export_savedmodel(trained.network, trained.vocabulary, out, args.jit_compile)
+    _write_log(out / "training_log.csv", trained.history)
+    # Scores come from the exported artifact itself, not the in-memory Keras model.
+    predictor = Predictor.open_savedmodel(out, {"model_version": "pending"})
+    metrics = {}
+    for name in ("val", "test"):
+        probabilities = predictor.predict(splits[name].texts)
+        metrics[name] = classification_report(splits[name].labels, probabilities)
+        emit(
+            f"{name}: accuracy {metrics[name]['accuracy']:.4f}  "
+            f"roc_auc {metrics[name]['roc_auc']:.4f}  log_loss {metrics[name]['log_loss']:.4f}"
+        )
+    baseline = None
+    if not args.no_baseline:
+        from model.baseline import tfidf_baseline
+
+        baseline = tfidf_baseline(splits["train"], splits["val"], splits["test"])
+        emit(f"baseline: val {baseline['val_accuracy']:.4f} test {baseline['test_accuracy']:.4f}")
+    command = "stocksent train " + " ".join(shlex.quote(a) for a in argv)
+    manifest = write_manifest(
+        out,
+        {
+            "vocabulary_size": len(trained.vocabulary),
+            "network": network_config.to_dict(),
+            "training": training_config.to_dict(),
+            "jit_compile": args.jit_compile,
+            "best_epoch": trained.best_epoch,
+            "training_seconds": round(trained.seconds, 1),
+            "history": trained.history,
+            "metrics": metrics,
+            "baseline": baseline,
+            "threshold": 0.5,
+            "data": {
+                "directory_name": Path(args.data).resolve().name,
+                "limit": args.limit or None,
+                "files": {
+                    split_path(args.data, s).name: {
+                        "sha256": sha256_file(split_path(args.data, s)),
+                        "rows": len(d),
+                    }
+                    for s, d in splits.items()
+                },
+            },
+            "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+            "rebuild_command": command,
+        },
+    )
+    write_card(out, manifest)
+    emit(f"exported model {manifest['model_version']} to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
