@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-unit test-integration test-slow lint format run kafka-up kafka-down kafka-status bench clean
+# prometheus: Debian's package, for the deploy tests (installed on demand by the tests too)
+.PHONY: prometheus help install test test-unit test-integration test-slow lint format run kafka-up kafka-down kafka-status bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
 	@touch $@
 
-test: install  ## unit + integration tests (starts its own Kafka on a free port); slow suites excluded
+test: install prometheus  ## unit + integration tests (starts its own Kafka on a free port); slow suites excluded
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install  ## unit tests only: no broker
@@ -54,6 +55,9 @@ kafka-down: install  ## stop it (add WIPE=1 to delete its data)
 
 kafka-status: install  ## is it running, where is its log
 	$(BIN)/stocksent kafka status --port $(KAFKA_PORT)
+
+prometheus:  ## install prometheus and promtool (Debian package) for the deploy tests
+	@bash scripts/install-prometheus.sh || echo "prometheus not installed: the tests that need it will skip"
 
 bench: install  ## the speed benchmark (writes bench/results/latest.json)
 	$(BIN)/stocksent bench
