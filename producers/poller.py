@@ -166,7 +166,25 @@ class LivePoller:
     # ---- one symbol ---------------------------------------------------------------------
 
     def poll_symbol(self, symbol: str) -> PollResult:
-        """One poll of `symbol`: fetch (paging back), publish, flush, then save the state."""
+        """One poll of `symbol`: fetch (paging back), publish, flush, then save the state.
+
+        A range left unfinished by an earlier poll is completed first; then, in the same
+        poll, the symbol is polled forward from the new high-water id, so messages that
+        arrived meanwhile (e.g. while the producer was down) are not left for later.
+        """
+        resumed_gap = self.state.symbol(symbol).has_gap
+        result = self._poll_range(symbol)
+        if resumed_gap and result.complete and not self.stop.is_set():
+            forward = self._poll_range(symbol)
+            result.complete = forward.complete
+            result.pages += forward.pages
+            result.fetched += forward.fetched
+            result.published += forward.published
+            result.duplicates += forward.duplicates
+            result.failed_outcome = forward.failed_outcome
+        return result
+
+    def _poll_range(self, symbol: str) -> PollResult:
         result = PollResult(symbol)
         st = self.state.symbol(symbol)
         if st.has_gap:

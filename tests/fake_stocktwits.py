@@ -78,6 +78,8 @@ class FakeStockTwits:
     def __init__(self) -> None:
         self.streams: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[RecordedRequest] = []
+        self.delay_s = 0.0
+        """Added to every normal answer (to make a poll slow enough to interrupt)."""
         self._script: deque[Scripted] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -193,6 +195,8 @@ class FakeStockTwits:
                         status, body = scripted.status, scripted.body
                     self._send(status, body, scripted.headers, scripted.content_type)
                     return
+                if fake.delay_s:
+                    time.sleep(fake.delay_s)
                 status, payload = fake.page(symbol, since, max_id)
                 self._send(status, json.dumps(payload).encode(), {}, "application/json")
 

@@ -164,19 +164,23 @@ def test_interrupted_paging_is_resumed_after_a_restart_without_gap_or_duplicate(
     saved = first.store.load().symbols["TSLA"]
     assert (saved.high_water_id, saved.pending_top_id, saved.pending_max_id) == (504, 604, 574)
 
-    # A new process with the same state file finishes the range, then polls forward again.
+    # More arrive while it is down. A new process with the same state file finishes the
+    # range first, then polls forward in the same poll.
+    fake.add_messages("TSLA", messages("TSLA", range(605, 610)))
     second = Harness(fake, state, ["TSLA"])
     fake.requests.clear()
     second.poller.run_once()
-    assert fake.requests[0].params == {"since": "504", "max": "574"}
+    assert [r.params for r in fake.requests] == [
+        {"since": "504", "max": "574"},
+        {"since": "504", "max": "544"},
+        {"since": "504", "max": "514"},  # 10 left: not full, the range is done
+        {"since": "604"},
+    ]
     published = first.sink.ids + second.sink.ids
-    assert sorted(published) == list(range(500, 605))
+    assert sorted(published) == list(range(500, 610))
     assert len(published) == len(set(published))
-    assert second.store.load().symbols["TSLA"].high_water_id == 604
-    assert not second.store.load().symbols["TSLA"].has_gap
-    fake.add_messages("TSLA", messages("TSLA", [605]))
-    second.poller.run_once()
-    assert second.sink.ids[-1] == 605 and fake.requests[-1].params == {"since": "604"}
+    saved = second.store.load().symbols["TSLA"]
+    assert saved.high_water_id == 609 and not saved.has_gap
 
 
 def test_same_message_under_two_symbols_is_published_once(
