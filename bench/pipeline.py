@@ -3,7 +3,6 @@ classifier's start-up time and peak memory. Used by `stocksent bench` (bench/run
 
 from __future__ import annotations
 
-import os
 import signal
 import statistics
 import subprocess
@@ -237,8 +236,3 @@ def offered_load_latency(
         "latency_max_ms": float(latencies[-1]),
         "latency_mean_ms": statistics.fmean(latencies),
     }
-
-
-def env_without_secrets() -> dict[str, str]:
-    """The environment for child processes (no STOCKSENT_* overrides leaking in)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("STOCKSENT_")}

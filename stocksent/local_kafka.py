@@ -13,6 +13,7 @@ import importlib.resources
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -359,3 +360,20 @@ def _alive(pid: int) -> bool:
         return stat.split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def free_port_pair() -> int:
+    """A port p such that p and p+1 are free on 127.0.0.1 (a broker's client and controller)."""
+    for _ in range(200):
+        with socket.socket() as first:
+            first.bind((DEFAULT_HOST, 0))
+            port = int(first.getsockname()[1])
+        if port >= 65535:
+            continue
+        with socket.socket() as second:
+            try:
+                second.bind((DEFAULT_HOST, port + 1))
+            except OSError:
+                continue
+        return port
+    raise LocalKafkaError("no free pair of ports on 127.0.0.1")

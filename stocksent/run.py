@@ -234,6 +234,7 @@ def run(settings: dict[str, Any]) -> int:
             print(f"Kafka stopped (data kept in {broker.data_dir})", flush=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        print(f"all stopped (exit {code})", flush=True)
     return code
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterable
@@ -12,22 +11,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 
+from stocksent.local_kafka import free_port_pair
 
-def free_port_pair() -> int:
-    """A port p such that p and p+1 are free on 127.0.0.1 (client and controller)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port >= 65535:
-            continue
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return int(port)
-    raise RuntimeError("no free port pair on 127.0.0.1")
+__all__ = ["create_topic", "drain", "free_port_pair", "produce", "unique_name"]
 
 
 def unique_name(prefix: str) -> str:

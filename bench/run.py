@@ -1,0 +1,272 @@
+"""`stocksent bench` / `make bench`: the model's ceiling, naive prediction, the seed's
+configuration, the pipeline's drain rate, latency at half that rate, memory and start-up,
+all measured in one run on a real local Kafka, so the ratios hold on a noisy machine.
+
+Writes `bench/results/latest.json` and `bench/results/latest.md`, and refreshes the table
+between the benchmark markers in README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stocktwits-spy-2017"
+)
+
+
+def load_messages(data_dir: Path, count: int) -> list[dict[str, Any]]:
+    """`count` StockTwits-shaped message objects from the canonical test split, cycled,
+    each with its own id (so every output record can be matched to its input)."""
+    from producers.replay import read_messages
+
+    path = data_dir / "test.csv.gz"
+    if not path.is_file():
+        raise SystemExit(f"bench: the canonical test split is needed at {path}")
+    base = list(read_messages(path))
+    return [{**base[i % len(base)], "id": 10_000_000 + i} for i in range(count)]
+
+
+def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) -> dict[str, Any]:
+    """Ceiling (raw serving signature, best of 1/32/256/2048), naive and seed configuration."""
+    from bench import model_speed
+    from model import PRETRAINED_DIR, Predictor
+    from model.vocab import load_vocabulary
+
+    directory = model_dir or PRETRAINED_DIR
+    predictor = Predictor.load(directory)
+    signature = model_speed.measure_signature(directory, texts, (1, 32, 256, 2048), seconds)
+    best = max(signature, key=lambda r: r["messages_per_s"])
+    naive = model_speed.measure_naive(predictor, texts, seconds)
+    seed = model_speed.measure_seed_configuration(
+        load_vocabulary(Path(directory) / "vocabulary.txt"), texts, seconds=seconds
+    )
+    return {
+        "model_version": predictor.version,
+        "model_ceiling_msgs_per_s": best["messages_per_s"],
+        "model_ceiling_batch_size": best["batch_size"],
+        "model_by_batch": {str(r["batch_size"]): r["messages_per_s"] for r in signature},
+        "naive_msgs_per_s": naive["messages_per_s"],
+        "seed_config_msgs_per_s": seed["best"]["messages_per_s"],
+        "seed_config_batch_size": seed["best"]["batch_size"],
+    }
+
+
+def pipeline_figures(
+    bootstrap: str,
+    messages: list[dict[str, Any]],
+    drain_count: int,
+    latency_seconds: float,
+    classifier_args: Sequence[str],
+    work_dir: Path,
+) -> dict[str, Any]:
+    """Drain `drain_count` preloaded messages, then offer half the drain rate; one
+    classifier process throughout (its start-up time and peak RSS are reported)."""
+    from bench import pipeline
+    from stocksent.local_kafka import free_port_pair
+
+    run_id = uuid.uuid4().hex[:8]
+    topic_in, topic_out, topic_dlq = (f"bench.{n}.{run_id}" for n in ("in", "out", "dlq"))
+    group = f"bench-{run_id}"
+    pipeline.create_topics(bootstrap, [topic_in, topic_out], partitions=6)
+    pipeline.create_topics(bootstrap, [topic_dlq], partitions=1)
+    pipeline.preload(bootstrap, topic_in, messages[:drain_count])
+    classifier = pipeline.start_classifier(
+        bootstrap,
+        topic_in,
+        topic_out,
+        topic_dlq,
+        group,
+        free_port_pair(),
+        work_dir / "classifier.log",
+        classifier_args,
+    )
+    try:
+        ready_at = time.monotonic()
+        done_at = pipeline.wait_committed(bootstrap, group, topic_in, drain_count, timeout_s=900)
+        drain_rate = drain_count / (done_at - ready_at)
+        rate = drain_rate / 2
+        latency = pipeline.offered_load_latency(
+            bootstrap,
+            topic_in,
+            topic_out,
+            messages[drain_count:] or messages,
+            rate,
+            latency_seconds,
+        )
+        rss = classifier.peak_rss_mb()
+    finally:
+        exit_code = classifier.stop()
+    return {
+        "pipeline_messages": drain_count,
+        "pipeline_msgs_per_s": round(drain_rate, 1),
+        **{k: round(v, 1) if isinstance(v, float) else v for k, v in latency.items()},
+        "rss_mb": round(rss, 1),
+        "startup_s": round(classifier.startup_s, 2),
+        "classifier_exit_code": exit_code,
+        "classifier_args": list(classifier_args),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores and versions, so a figure can be placed."""
+    from importlib.metadata import version
+
+    from bench.model_speed import cpu_model
+
+    return {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": version("tensorflow"),
+        "kafka_python": version("kafka-python"),
+        "platform": platform.platform(),
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The README's benchmark table."""
+    m = result["machine"]
+    rows = [
+        (
+            f"model ceiling (serving signature, best batch {result['model_ceiling_batch_size']})",
+            f"{result['model_ceiling_msgs_per_s']:,.0f} msgs/s",
+        ),
+        *((f"model at batch {b}", f"{v:,.0f} msgs/s") for b, v in result["model_by_batch"].items()),
+        ("naive (one message per predict call)", f"{result['naive_msgs_per_s']:,.1f} msgs/s"),
+        (
+            f"seed configuration (seq 244, embed 300), batch {result['seed_config_batch_size']}",
+            f"{result['seed_config_msgs_per_s']:,.0f} msgs/s",
+        ),
+        (
+            f"pipeline drain ({result['pipeline_messages']:,} msgs, Kafka → classifier → Kafka)",
+            f"{result['pipeline_msgs_per_s']:,.0f} msgs/s",
+        ),
+        ("pipeline / ceiling", f"{result['pipeline_vs_ceiling']:.2f}"),
+        ("pipeline / naive", f"{result['pipeline_vs_naive']:,.0f}x"),
+        ("ceiling / seed configuration", f"{result['ceiling_vs_seed_config']:.1f}x"),
+        (
+            f"end-to-end latency at {result['latency_offered_msgs_per_s']:,.0f} msgs/s "
+            f"(half the drain rate, {result['latency_seconds']:.0f} s): p50 / p95 / p99 / max",
+            f"{result['latency_p50_ms']:.0f} / {result['latency_p95_ms']:.0f} / "
+            f"{result['latency_p99_ms']:.0f} / {result['latency_max_ms']:.0f} ms",
+        ),
+        ("classifier peak RSS", f"{result['rss_mb']:,.0f} MB"),
+        ("classifier start-up to ready", f"{result['startup_s']:.1f} s"),
+    ]
+    lines = [
+        f"Measured by `make bench` on {result['finished_at']} on {m['cpu_model']}, {m['cores']} "
+        f"cores (shared machine), TensorFlow {m['tensorflow']}, kafka-python "
+        f"{m['kafka_python']}, Kafka {result['kafka_version']}, model `{result['model_version']}`, "
+        f"classifier `{' '.join(result['classifier_args']) or 'defaults'}`.",
+        "",
+        "| measure | result |",
+        "| --- | --- |",
+        *(f"| {a} | {b} |" for a, b in rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(table: str, readme: Path = README) -> bool:
+    """Replaces the text between the benchmark markers; False when there are none."""
+    if not readme.is_file():
+        return False
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{table}{README_END}{tail}", encoding="utf-8")
+    return True
+
+
+def main(argv: list[str], prog: str = "stocksent bench") -> int:
+    """Runs every measurement and writes the results."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="canonical split folder")
+    parser.add_argument("--model", type=Path, default=None, help="exported model directory")
+    parser.add_argument("--messages", type=int, default=50_000, help="drain size")
+    parser.add_argument("--latency-seconds", type=float, default=60.0)
+    parser.add_argument("--model-seconds", type=float, default=5.0, help="per model figure")
+    parser.add_argument("--bootstrap-servers", default="", help="use this Kafka, else start one")
+    parser.add_argument(
+        "--classifier-arg",
+        action="append",
+        default=[],
+        help="extra `stocksent classify` argument (repeatable, e.g. "
+        "--classifier-arg=--batch-size=512)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    args = parser.parse_args(argv)
+
+    from stocksent.local_kafka import LocalKafka, free_port_pair
+
+    started = time.time()
+    messages = load_messages(args.data, args.messages + 40_000)
+    texts = [m["body"] for m in messages[:4096]]
+    print("measuring the model (ceiling, naive, seed configuration) ...", flush=True)
+    result: dict[str, Any] = {"machine": machine()}
+    result.update(model_figures(args.model, texts, args.model_seconds))
+    classifier_args = list(args.classifier_arg)
+    if args.model is not None:
+        classifier_args += ["--model", str(args.model)]
+    with tempfile.TemporaryDirectory(prefix="stocksent-bench-") as tmp:
+        work = Path(tmp)
+        broker = None
+        bootstrap = args.bootstrap_servers
+        if not bootstrap:
+            broker = LocalKafka(port=free_port_pair(), home=work / "kafka")
+            broker.up()
+            bootstrap = broker.bootstrap
+            result["kafka_version"] = broker.kafka_version()
+        else:
+            result["kafka_version"] = "external"
+        try:
+            print(f"measuring the pipeline on {bootstrap} ...", flush=True)
+            result.update(
+                pipeline_figures(
+                    bootstrap, messages, args.messages, args.latency_seconds, classifier_args, work
+                )
+            )
+        finally:
+            if broker is not None:
+                broker.down(wipe=True)
+    result["pipeline_vs_ceiling"] = round(
+        result["pipeline_msgs_per_s"] / result["model_ceiling_msgs_per_s"], 3
+    )
+    result["pipeline_vs_naive"] = round(
+        result["pipeline_msgs_per_s"] / result["naive_msgs_per_s"], 1
+    )
+    result["ceiling_vs_seed_config"] = round(
+        result["model_ceiling_msgs_per_s"] / result["seed_config_msgs_per_s"], 2
+    )
+    result["duration_s"] = round(time.time() - started, 1)
+    result["finished_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    table = markdown(result)
+    args.out.with_suffix(".md").write_text(table, encoding="utf-8")
+    if args.out == RESULTS_DIR / "latest.json" and not args.no_readme:
+        update_readme(table)
+    print(table)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
