@@ -17,6 +17,7 @@ class Predictor:
     """Probability of bullish for raw message texts, from an exported model."""
 
     def __init__(self, serve: Any, path: Path, manifest: dict[str, Any]) -> None:
+        self._loaded: Any = None  # the restored SavedModel, kept alive with its resources
         self._serve = serve
         self.path = path
         self.manifest = manifest
@@ -55,7 +56,7 @@ class Predictor:
             return signature(messages=batch)[OUTPUT_KEY]
 
         predictor = cls(serve, directory, manifest)
-        predictor._loaded = loaded  # keeps the restored resources (tables, variables) alive
+        predictor._loaded = loaded
         if warmup:
             predictor.warm_up()
         return predictor

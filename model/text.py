@@ -9,8 +9,9 @@ What a message becomes, in order:
 
 1. at most `MAX_INPUT_BYTES` bytes are kept (100 KB of text stays fast), and
    invalid UTF-8 (a cut character, lone surrogates) becomes U+FFFD, then a space;
-2. HTML entities are decoded (`&amp;` -> `&`, `&#39;` -> `'`), others dropped;
-3. lower case (Unicode aware);
+2. lower case (Unicode aware);
+3. HTML entities: `&#39;`/`&apos;` act as an apostrophe, all others (`&amp;`,
+   `&lt;`, ...) as the punctuation they stand for, i.e. a space;
 4. entities become tokens: links `_url_`, users `_user_`, cashtags
    `_ticker_<name>` (`$BRK.B` -> `_ticker_brkb`; the vocabulary maps a ticker it
    has not seen to plain `_ticker_`), prices `_price_`, percentages `_pct_`,
@@ -54,17 +55,14 @@ ENTITY_TOKENS = (
 
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"
 
-# (RE2 pattern, rewrite) applied in order; the order matters (entities before
-# punctuation is stripped, prices and percentages before plain numbers).
-_HTML_ENTITIES: tuple[tuple[str, str], ...] = (
-    (r"&(?:amp|#0*38|#x0*26);", "&"),
-    (r"&(?:lt|#0*60|#x0*3c);", "<"),
-    (r"&(?:gt|#0*62|#x0*3e);", ">"),
-    (r"&(?:quot|#0*34|#x0*22);", '"'),
-    (r"&(?:apos|#0*39|#x0*27);", "'"),
-    (r"&#?[0-9A-Za-z]{1,8};", " "),
-)
+# (RE2 pattern, rewrite) applied in order, after lower-casing; the order matters
+# (entities before punctuation is stripped, prices and percentages before plain
+# numbers). Few passes: each costs about a microsecond a message.
 _RULES: tuple[tuple[str, str], ...] = (
+    # Apostrophes, literal or as entities, join words: don't -> dont.
+    (r"['’`]|&(?:apos|#0*39|#x0*27);", ""),
+    # Every other entity (&amp; &lt; &quot; ...) stands for punctuation: a space.
+    (r"&#?[0-9a-z]{1,8};", " "),
     (r"(?:https?://|www\.)\S+", f" {URL_TOKEN} "),
     (r"@\w+", f" {USER_TOKEN} "),
     (r"\$([a-z][a-z0-9]*)(?:\.([a-z]+))?", f" {TICKER_TOKEN}\\1\\2 "),
@@ -73,10 +71,9 @@ _RULES: tuple[tuple[str, str], ...] = (
     (_NUMBER, f" {NUMBER_TOKEN} "),
     (r"(?:^|\s)(?::-?\)|:-?d|;-?\)|\(:)(?:\s|$)", f" {SMILE_TOKEN} "),
     (r"(?:^|\s)(?::-?\(|\):)(?:\s|$)", f" {FROWN_TOKEN} "),
-    (r"['’`]", ""),
-    (r"!+", " ! "),
-    (r"\?+", " ? "),
-    (r"(\p{So})", r" \1 "),
+    # Runs of ! or ? become one token each; each symbol (emoji) is a token.
+    (r"(!)!*|(\?)\?*|(\p{So})", r" \1\2\3 "),
+    # Everything else, whitespace included, collapses to one space.
     (r"[^\p{L}\p{N}\p{So}_!?]+", " "),
 )
 
@@ -89,12 +86,10 @@ def normalize_batch(texts: tf.Tensor) -> tf.Tensor:
         texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
     )
     texts = tf.strings.regex_replace(texts, "\ufffd", " ")
-    for pattern, rewrite in _HTML_ENTITIES:
-        texts = tf.strings.regex_replace(texts, pattern, rewrite)
     texts = tf.strings.lower(texts, encoding="utf-8")
     for pattern, rewrite in _RULES:
         texts = tf.strings.regex_replace(texts, pattern, rewrite)
-    return tf.strings.strip(tf.strings.regex_replace(texts, r"\s+", " "))
+    return tf.strings.strip(texts)
 
 
 @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
