@@ -8,7 +8,7 @@ KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
 # prometheus: Debian's package, for the deploy tests (installed on demand by the tests too)
-.PHONY: prometheus help install test test-unit test-integration test-slow lint format run kafka-up kafka-down kafka-status bench clean
+.PHONY: docs prometheus help install test test-unit test-integration test-slow lint format run kafka-up kafka-down kafka-status bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,6 +58,9 @@ kafka-status: install  ## is it running, where is its log
 
 prometheus:  ## install prometheus and promtool (Debian package) for the deploy tests
 	@bash scripts/install-prometheus.sh || echo "prometheus not installed: the tests that need it will skip"
+
+docs: install  ## regenerate the README's configuration and metrics tables from the code
+	$(BIN)/python -m stocksent.reference
 
 bench: install  ## the speed benchmark (writes bench/results/latest.json)
 	$(BIN)/stocksent bench
