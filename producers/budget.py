@@ -2,7 +2,9 @@
 
 Two rules hold at once, so a burst can never exceed the budget:
 - spacing: consecutive requests are at least `3600 / requests_per_hour` seconds apart;
-- window: at most `requests_per_hour` requests in any sliding 3600-second window.
+- window: at most `requests_per_hour` requests in any sliding 3600-second window. Spacing
+  alone nearly implies it, but N intervals summed in floating point can come out a hair
+  under an hour; the window makes the guarantee exact.
 
 On top of that the server's own view wins when it is stricter: `X-RateLimit-Remaining`
 spreads the remaining requests evenly until `X-RateLimit-Reset`, `Remaining: 0` waits for the

@@ -77,6 +77,16 @@ def test_an_hour_never_exceeds_the_budget_and_is_evenly_spaced() -> None:
     assert max_in_any_hour(times) <= 200
 
 
+def test_greedy_use_never_exceeds_any_budget_over_four_hours() -> None:
+    """Every budget from 1 to 400 an hour, used as fast as allowed: never one request too
+    many in any sliding hour (spacing alone fails this for most budgets by float rounding)."""
+    for per_hour in range(1, 401):
+        clock = FakeClock()
+        times = greedy_requests(make_budget(per_hour, clock), clock, until=4 * WINDOW_S)
+        assert max_in_any_hour(times) <= per_hour, per_hour
+        assert len(times) == 4 * per_hour
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     per_hour=st.integers(min_value=1, max_value=400),
