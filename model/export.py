@@ -52,7 +52,11 @@ def content_hash(directory: str | Path) -> str:
 
 
 def export_savedmodel(
-    network: keras.Model, vocabulary: Sequence[str], directory: str | Path, jit_compile: bool
+    network: keras.Model,
+    vocabulary: Sequence[str],
+    directory: str | Path,
+    jit_compile: bool,
+    pooling: str,
 ) -> Path:
     """Write the serving SavedModel (raw strings in, probability out) to `directory`.
 
@@ -73,7 +77,7 @@ def export_savedmodel(
         elif target.exists():
             target.unlink()
     directory.mkdir(parents=True, exist_ok=True)
-    save_serving_model(SentimentModule(network, vocabulary, jit_compile), str(directory))
+    save_serving_model(SentimentModule(network, vocabulary, jit_compile, pooling), str(directory))
     save_vocabulary(vocabulary, directory / VOCABULARY_NAME)
     return directory
 

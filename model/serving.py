@@ -13,6 +13,8 @@ from model.vocab import PAD_INDEX, TokenEncoder
 # Each batch is padded to its longest message, rounded up to a multiple of
 # this: few distinct shapes, so XLA compiles a handful of programs, not one a length.
 PAD_MULTIPLE = 8
+# Big batches are scored in length-sorted chunks of this many rows.
+CHUNK_ROWS = 256
 SIGNATURE_NAME = "serving_default"
 OUTPUT_KEY = "probability"
 
@@ -26,32 +28,146 @@ def pad_ids(ids: tf.RaggedTensor) -> tf.Tensor:
     return tf.pad(dense, [[0, 0], [0, target - steps]], constant_values=PAD_INDEX)
 
 
+def pad_rows(ids: tf.Tensor) -> tf.Tensor:
+    """Pad the batch dimension with all-padding rows up to the next power of two."""
+    rows = tf.shape(ids)[0]
+    target = tf.bitwise.left_shift(
+        1,
+        tf.cast(
+            tf.math.ceil(tf.math.log(tf.cast(tf.maximum(rows, 1), tf.float32)) / tf.math.log(2.0)),
+            tf.int32,
+        ),
+    )
+    # Guard float rounding either way.
+    target = tf.where(target // 2 >= rows, target // 2, tf.maximum(target, rows))
+    return tf.pad(ids, [[0, target - rows], [0, 0]], constant_values=PAD_INDEX)
+
+
+class InferenceNetwork(tf.Module):
+    """The trained network's weights, run by a lean inference-only graph.
+
+    Same maths as the Keras network (`model.network`) with dropout off, but:
+    each LSTM's input projection is one matmul over all steps (only the
+    recurrent matmul stays in the loop), and no per-step masking is needed —
+    padding is on the right and LSTMs are causal, so the states over a
+    message's real steps never see its padding; the top layer's output is read
+    at each message's last real step (and the max runs over real steps only).
+    """
+
+    def __init__(self, network: keras.Model, pooling: str) -> None:
+        super().__init__(name="inference_network")
+        if pooling not in ("last", "last+max"):
+            raise ValueError(f"unknown pooling {pooling!r}")
+        self.pooling = pooling
+
+        def weight(value: object) -> tf.Variable:
+            return tf.Variable(keras.ops.convert_to_numpy(value), trainable=False)
+
+        self.embeddings = weight(network.get_layer("embedding").embeddings)
+        self.lstm_kernels: list[tf.Variable] = []
+        self.lstm_recurrent_kernels: list[tf.Variable] = []
+        self.lstm_biases: list[tf.Variable] = []
+        i = 1
+        while any(layer.name == f"lstm_{i}" for layer in network.layers):
+            cell = network.get_layer(f"lstm_{i}").cell
+            self.lstm_kernels.append(weight(cell.kernel))
+            self.lstm_recurrent_kernels.append(weight(cell.recurrent_kernel))
+            self.lstm_biases.append(weight(cell.bias))
+            i += 1
+        head = network.get_layer("bullish")
+        self.head_kernel = weight(head.kernel)
+        self.head_bias = weight(head.bias)
+
+    def __call__(self, ids: tf.Tensor) -> tf.Tensor:
+        """Padded ids (batch, steps) -> probability of bullish (batch,)."""
+        lengths = tf.reduce_sum(tf.cast(ids != PAD_INDEX, tf.int32), axis=1)
+        x = tf.gather(self.embeddings, tf.transpose(ids))  # time-major (steps, batch, dim)
+        for kernel, recurrent, bias in zip(
+            self.lstm_kernels, self.lstm_recurrent_kernels, self.lstm_biases, strict=True
+        ):
+            x = _lstm_sequence(tf.einsum("tbd,dg->tbg", x, kernel) + bias, recurrent)
+        has_tokens = (lengths > 0)[:, None]
+        last_index = tf.stack([tf.maximum(lengths - 1, 0), tf.range(tf.shape(ids)[0])], axis=1)
+        features = tf.where(has_tokens, tf.gather_nd(x, last_index), 0.0)
+        if self.pooling == "last+max":
+            real = tf.transpose(tf.sequence_mask(lengths, tf.shape(ids)[1]))[:, :, None]
+            # Outputs lie in (-1, 1): -1 at padded steps never wins the max.
+            maxed = tf.reduce_max(tf.where(real, x, -1.0), axis=0)
+            features = tf.concat([maxed, features], axis=1)
+        logits = tf.matmul(features, self.head_kernel) + self.head_bias
+        return tf.sigmoid(tf.reshape(logits, [-1]))
+
+
+def _lstm_sequence(projected: tf.Tensor, recurrent: tf.Tensor) -> tf.Tensor:
+    """Outputs (steps, batch, units) of an LSTM (Keras gate order i, f, c, o)
+    given its input projection plus bias, time-major (steps, batch, 4 units)."""
+    units = tf.shape(recurrent)[0]
+    zeros = tf.zeros([tf.shape(projected)[1], units], dtype=projected.dtype)
+
+    def step(state: tuple[tf.Tensor, tf.Tensor], z_input: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        h, c = state
+        z = z_input + tf.matmul(h, recurrent)
+        i, f, g, o = tf.split(z, 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        return h, c
+
+    outputs, _ = tf.scan(step, projected, initializer=(zeros, zeros))
+    return outputs
+
+
 class SentimentModule(tf.Module):
     """Normalise -> tokenize -> encode -> pad -> network, as one SavedModel."""
 
-    def __init__(self, network: keras.Model, vocabulary: Sequence[str], jit_compile: bool) -> None:
+    def __init__(
+        self, network: keras.Model, vocabulary: Sequence[str], jit_compile: bool, pooling: str
+    ) -> None:
         super().__init__(name="stocktwits_sentiment")
-        self.network = network
-        # Keras 3 variables (seed-generator states included) are tracked
-        # explicitly, as keras.export.ExportArchive does.
-        self.network_variables = list(network.variables)
+        self.network = InferenceNetwork(network, pooling)
         self.encoder = TokenEncoder(vocabulary)
+        self.jit_compile = jit_compile
         # String ops cannot be XLA-compiled: only the numeric part is.
         self._score = tf.function(
-            self._score_ids,
+            self.network.__call__,
             input_signature=[tf.TensorSpec([None, None], tf.int32)],
             jit_compile=jit_compile,
             reduce_retracing=True,
         )
 
-    def _score_ids(self, ids: tf.Tensor) -> tf.Tensor:
-        return tf.reshape(self.network(ids, training=False), [-1])
-
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="messages")])
     def serve(self, messages: tf.Tensor) -> dict[str, tf.Tensor]:
         """Raw messages (tf.string, [batch]) -> {"probability": float32 [batch]}."""
         ids = pad_ids(self.encoder.encode(tokenize_batch(messages)))
-        return {OUTPUT_KEY: self._score(ids)}
+        if self.jit_compile:
+            # XLA compiles one program per input shape: padding the batch to a
+            # power of two bounds the programs at ~13 batch x 6 length buckets.
+            return {OUTPUT_KEY: self._score(pad_rows(ids))[: tf.shape(messages)[0]]}
+        return {OUTPUT_KEY: self._score_by_length(ids)}
+
+    def _score_by_length(self, ids: tf.Tensor) -> tf.Tensor:
+        """Score rows sorted by length in chunks of `CHUNK_ROWS`, each chunk padded
+        only to its own longest row: a big batch of mostly short messages then
+        does not pay for its longest one on every row."""
+        rows = tf.shape(ids)[0]
+        lengths = tf.reduce_sum(tf.cast(ids != PAD_INDEX, tf.int32), axis=1)
+        order = tf.argsort(lengths, stable=True)
+        sorted_ids = tf.gather(ids, order)
+        sorted_lengths = tf.gather(lengths, order)
+        chunks = (rows + CHUNK_ROWS - 1) // CHUNK_ROWS
+
+        def body(i: tf.Tensor, scores: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
+            start = i * CHUNK_ROWS
+            end = tf.minimum(start + CHUNK_ROWS, rows)
+            longest = sorted_lengths[end - 1]
+            steps = tf.maximum((longest + PAD_MULTIPLE - 1) // PAD_MULTIPLE, 1) * PAD_MULTIPLE
+            return i + 1, scores.write(i, self.network(sorted_ids[start:end, :steps]))
+
+        scores = tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None])
+        _, scores = tf.while_loop(lambda i, _: i < chunks, body, (tf.constant(0), scores))
+        sorted_scores = tf.cond(
+            rows > 0, lambda: scores.concat(), lambda: tf.zeros([0], tf.float32)
+        )
+        return tf.scatter_nd(order[:, None], sorted_scores, [rows])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def encode(self, messages: tf.Tensor) -> tf.Tensor:

@@ -131,7 +131,9 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
     trained = train(splits["train"], splits["val"], network_config, training_config, emit)
 
     out: Path = args.out
-    export_savedmodel(trained.network, trained.vocabulary, out, args.jit_compile)
+    export_savedmodel(
+        trained.network, trained.vocabulary, out, args.jit_compile, network_config.pooling
+    )
     _write_log(out / "training_log.csv", trained.history)
     # Scores come from the exported artifact itself, not the in-memory Keras model.
     predictor = Predictor.open_savedmodel(out, {"model_version": "pending"})

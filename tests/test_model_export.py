@@ -53,29 +53,43 @@ def synthetic_messages(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     return texts, np.asarray(labels, dtype=np.float32)
 
 
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, list[str], Path]:
-    """A 1-step-trained tiny network on 300 synthetic rows, exported."""
+def export_tiny(directory: Path, pooling: str) -> tuple[object, list[str], Path]:
+    """A 1-step-trained tiny network on 300 synthetic rows, exported to `directory`."""
     import keras
 
     keras.utils.set_random_seed(7)
     texts, labels = synthetic_messages(300)
     vocabulary = build_vocabulary(tokenize(texts), min_count=1)
     network = build_network(
-        len(vocabulary), NetworkConfig(embedding_dim=8, lstm_units=(8, 4), pooling="last+max")
+        len(vocabulary), NetworkConfig(embedding_dim=8, lstm_units=(8, 4), pooling=pooling)
     )
     network.compile(optimizer="adam", loss="binary_crossentropy")
     encoder = TokenEncoder(vocabulary)
     ids = pad_ids(encoder.encode(tokenize_batch(tf.constant(texts))))
     network.fit(ids, labels, batch_size=300, epochs=1, verbose=0)
-    directory = tmp_path_factory.mktemp("tiny") / "model"
-    export_savedmodel(network, vocabulary, directory, jit_compile=False)
+    export_savedmodel(network, vocabulary, directory, jit_compile=False, pooling=pooling)
     write_manifest(directory, {"vocabulary_size": len(vocabulary)})
     return network, vocabulary, directory
 
 
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, list[str], Path]:
+    """The tiny model with last+max pooling, shared by most tests here."""
+    return export_tiny(tmp_path_factory.mktemp("tiny") / "model", "last+max")
+
+
 def test_keras_and_savedmodel_agree(tiny_export: tuple[object, list[str], Path]) -> None:
-    network, vocabulary, directory = tiny_export
+    assert_keras_matches_savedmodel(*tiny_export)
+
+
+def test_keras_and_savedmodel_agree_last_pooling(tmp_path: Path) -> None:
+    assert_keras_matches_savedmodel(*export_tiny(tmp_path / "model", "last"))
+
+
+def assert_keras_matches_savedmodel(
+    network: object, vocabulary: list[str], directory: Path
+) -> None:
+    """Keras (masked, dropout off) and the exported inference graph agree on 400 messages."""
     texts, _ = synthetic_messages(400, seed=1)
     encoder = TokenEncoder(vocabulary)
     ids = pad_ids(encoder.encode(tokenize_batch(tf.constant(texts))))
@@ -83,6 +97,8 @@ def test_keras_and_savedmodel_agree(tiny_export: tuple[object, list[str], Path])
     loaded = tf.saved_model.load(str(directory))
     got = loaded.signatures[SIGNATURE_NAME](messages=tf.constant(texts))[OUTPUT_KEY].numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
+    # The batch padded to the next power of two (XLA path) scores the same rows.
+    assert got.shape == (400,)
 
 
 def test_signature_takes_raw_strings(tiny_export: tuple[object, list[str], Path]) -> None:
@@ -94,6 +110,8 @@ def test_signature_takes_raw_strings(tiny_export: tuple[object, list[str], Path]
     out = signature(messages=tf.constant(["$SPY &amp; moon 🚀", ""]))[OUTPUT_KEY]
     assert out.dtype == tf.float32
     assert out.shape == (2,)
+    empty = signature(messages=tf.constant([], dtype=tf.string))[OUTPUT_KEY]
+    assert empty.shape == (0,)
 
 
 def test_predictor_contract(tiny_export: tuple[object, list[str], Path]) -> None:
