@@ -67,6 +67,11 @@ class ClassifierService:
         self.batches_processed = 0
         self._stop = threading.Event()
         self._last_lag_refresh = 0.0
+        # latest offsets handed to commit_async, committed synchronously once more at close
+        self._latest_offsets: dict[Any, Any] = {}
+        # when input and output have as many partitions, a record keeps its partition: the
+        # same result as the key partitioner for keyed input, without hashing in Python
+        self._keep_partition = False
         metrics.set_model(self.model_version)
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -92,12 +97,14 @@ class ClassifierService:
         settings = self.settings
         if settings.exactly_once:
             self.producer.init_transactions()
+        self._keep_partition = self._same_partition_counts()
         self.consumer.subscribe([settings.input_topic], listener=_Listener(self))
         try:
             while not self._stop.is_set():
                 self.step()
             if len(self.batcher):
                 self.process(self.batcher.take())
+            self._final_commit()
         finally:
             self._close()
 
@@ -120,6 +127,29 @@ class ClassifierService:
             self.process(self.batcher.take())
         elif not polled:
             self._refresh_idle_lag()
+
+    def _same_partition_counts(self) -> bool:
+        try:
+            outputs = self.producer.partitions_for(self.settings.output_topic)
+            inputs = self.consumer.partitions_for_topic(self.settings.input_topic)
+        except kafka_errors.KafkaError as err:
+            log.warning("topic metadata unavailable (%s); partitioning outputs by key", err)
+            return False
+        return bool(inputs) and bool(outputs) and len(inputs) == len(outputs)
+
+    def _final_commit(self) -> None:
+        """At-least-once commits asynchronously; on the way out, wait for the last one."""
+        if self.settings.exactly_once or not self._latest_offsets:
+            return
+        assigned = self.consumer.assignment()
+        offsets = {tp: om for tp, om in self._latest_offsets.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets)
+        except kafka_errors.KafkaError as err:
+            log.warning("final offset commit failed (%s); records may be re-read", err)
+            self.metrics.error("commit")
 
     def _close(self) -> None:
         try:
@@ -161,6 +191,7 @@ class ClassifierService:
         symbol_labels: Tally[tuple[str, str]] = Tally()
         agreement: Tally[str] = Tally()
         symbol_label = self.metrics.symbol_label
+        keep_partition = self._keep_partition
         futures = []
         if settings.exactly_once:
             self.producer.begin_transaction()
@@ -179,7 +210,11 @@ class ClassifierService:
                     offset=record.offset,
                     classified_at=classified_at,
                 )
-                futures.append(send(output_topic, value=value, key=record.key))
+                futures.append(
+                    send(output_topic, value=value, key=record.key, partition=record.partition)
+                    if keep_partition
+                    else send(output_topic, value=value, key=record.key)
+                )
                 labels[label] += 1
                 for symbol in {symbol_label(s) for s in message.symbols}:
                     symbol_labels[symbol, label] += 1
@@ -270,14 +305,18 @@ class ClassifierService:
         for future in futures:
             if future.failed():
                 raise future.exception
-        try:
-            self.consumer.commit(offsets)
-        except kafka_errors.KafkaError as err:
-            # The outputs are acknowledged: a later commit covers them, or the partition's
-            # next owner re-reads them (duplicates, never loss): carry on.
-            log.warning("offset commit failed (%s); records may be re-read", err)
-            self.metrics.error("commit")
+        # Every record of the batch is acknowledged: its offsets may be committed. Without
+        # waiting for the reply (a round trip per batch): a failed commit only means a later
+        # one covers these offsets, or the partition's next owner re-reads them (duplicates,
+        # never loss). The last one is waited for at close.
+        self._latest_offsets.update(offsets)
+        self.consumer.commit_async(offsets, callback=self._on_commit)
         return True
+
+    def _on_commit(self, offsets: Any, response: Any) -> None:
+        if isinstance(response, Exception):
+            log.warning("offset commit failed (%s); records may be re-read", response)
+            self.metrics.error("commit")
 
     def _recover(self, batch: Mapping[Any, list[Any]], stage: str, err: Exception) -> bool:
         """After a failed publish or transaction: abort, rewind, and let the loop re-read."""
@@ -337,6 +376,8 @@ class ClassifierService:
         partitions, which are uncommitted and so will be re-read by their next owner."""
         dropped = self.batcher.drop(partitions)
         self.assigned -= set(partitions)
+        for tp in partitions:
+            self._latest_offsets.pop(tp, None)
         self.metrics.forget_partitions((tp.topic, tp.partition) for tp in partitions)
         log.info(
             "partitions revoked: %s (dropped %d uncommitted records)", _names(partitions), dropped

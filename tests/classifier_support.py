@@ -203,6 +203,7 @@ class FakeProducer:
         value: bytes | None = None,
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> FakeFuture:
         if self.fail_sends:
             from kafka.errors import KafkaTimeoutError
@@ -214,6 +215,9 @@ class FakeProducer:
     def flush(self, timeout: float | None = None) -> None:
         self.sent.extend(self._pending)
         self._pending.clear()
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return set(range(6))
 
     def init_transactions(self) -> None:
         self.transactions.append("init")
@@ -259,6 +263,12 @@ class FakeConsumer:
 
     def commit(self, offsets: dict[Any, Any]) -> None:
         self.commits.append(dict(offsets))
+
+    def commit_async(self, offsets: dict[Any, Any], callback: Any = None) -> None:
+        self.commits.append(dict(offsets))
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(range(6))
 
     def assignment(self) -> set[Any]:
         return set(self.partitions)

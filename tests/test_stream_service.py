@@ -172,13 +172,19 @@ def test_failed_publish_commits_nothing_and_rewinds(monkeypatch: pytest.MonkeyPa
 
 
 def test_stop_finishes_the_open_batch_commits_and_closes() -> None:
-    consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD])])
+    tp = FakeTopicPartition("in", 0)
+    consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD])], partitions={tp})
     producer = FakeProducer()
     svc, _ = service(consumer, producer, batch_wait_ms=60_000)
     svc.step()  # open batch, not yet due
     svc.stop()
     svc.run()
-    assert len(consumer.commits) == 1 and consumer.closed and producer.closed
+    # the batch's asynchronous commit, then the synchronous one on the way out
+    assert [{t.partition: om.offset for t, om in c.items()} for c in consumer.commits] == [
+        {0: 1},
+        {0: 1},
+    ]
+    assert consumer.closed and producer.closed
 
 
 def test_readiness_needs_assigned_partitions() -> None:
