@@ -112,7 +112,13 @@ PRODUCER_OPTIONS: tuple[Option, ...] = (
     Option("replay", existing_file, None, "replay a file: API response .json, .jsonl or .csv"),
     Option("synthetic", boolean, False, "publish generated messages", is_flag=True),
     Option("rate", non_negative_float, 10.0, "replay/synthetic messages per second (0 = max)"),
-    Option("loop", boolean, False, "replay the file again and again", is_flag=True),
+    Option(
+        "loop",
+        boolean,
+        False,
+        "replay the file again and again (synthetic is endless anyway unless --count)",
+        is_flag=True,
+    ),
     Option("count", non_negative_int, None, "stop after this many replay/synthetic messages"),
     Option("seed", non_negative_int, None, "random seed of the synthetic texts"),
     Option("metrics_host", non_empty_text, DEFAULT_METRICS_HOST, "address of /metrics"),
@@ -261,8 +267,8 @@ def _check_combination(settings: dict[str, Any]) -> None:
         raise SettingsError("--state must name a file for the live source")
     if settings["once"] and not live:
         raise SettingsError("--once applies to the live source only")
-    if settings["loop"] and settings["replay"] is None:
-        raise SettingsError("--loop applies to --replay only")
+    if settings["loop"] and live:
+        raise SettingsError("--loop applies to --replay and --synthetic only")
 
 
 def _configure_logging(level: str) -> None:

@@ -136,6 +136,7 @@ class LivePoller:
         self.dedupe = DedupeWindow(dedupe_capacity, self.state.recent_ids)
         self.skipped: set[str] = set()
         self._newest_created: dict[str, float] = {}
+        self._last_outcome: RequestOutcome | None = None
         self.metrics.budget_remaining.set(self.budget.remaining())
 
     # ---- driving ----------------------------------------------------------------------
@@ -195,6 +196,7 @@ class LivePoller:
         while True:
             response = self._request(symbol, since=paging.lower, max_id=paging.upper)
             if response is None or response.outcome is not RequestOutcome.OK:
+                result.failed_outcome = self._last_outcome
                 if response is not None:
                     result.failed_outcome = response.outcome
                     if response.symbol_not_found:
@@ -291,6 +293,7 @@ class LivePoller:
 
     def _request(self, symbol: str, *, since: int | None, max_id: int | None) -> ApiResponse | None:
         """One page, retried on transient failures; None when given up or stopped."""
+        self._last_outcome = None
         for _attempt in range(self.max_attempts):
             if not self._wait_until_allowed():
                 return None
@@ -298,7 +301,7 @@ class LivePoller:
             response = self.client.fetch_symbol(symbol, since=since, max_id=max_id)
             self.metrics.count_request(response.outcome, response.seconds)
             self.budget.observe(response.rate_limit)
-            outcome = response.outcome
+            outcome = self._last_outcome = response.outcome
             if outcome is RequestOutcome.BLOCKED:
                 self.breaker.trip()
                 log.error(

@@ -46,7 +46,7 @@ def test_token_is_masked_in_the_printed_configuration() -> None:
         (["--symbols", "S P Y"], "is not a ticker symbol"),
         ([], "--symbols (STOCKSENT_SYMBOLS) is required"),
         (["--synthetic", "--once"], "--once applies to the live source only"),
-        (["--synthetic", "--loop"], "--loop applies to --replay only"),
+        (["--symbols", "SPY", "--loop"], "--loop applies to --replay and --synthetic only"),
         (["--rate", "-1", "--synthetic"], "--rate: '-1' is not valid"),
         (["--replay", "/no/such/file"], "--replay: '/no/such/file' is not valid: no such file"),
     ],
@@ -66,6 +66,12 @@ def test_replay_and_synthetic_are_exclusive(
     path.write_text("{}\n")
     assert main(["--replay", str(path), "--synthetic"], "p") == 2
     assert "choose one" in capsys.readouterr().err
+
+
+def test_synthetic_accepts_loop_as_stocksent_run_passes_it() -> None:
+    from producers.cli import _check_combination
+
+    _check_combination(settings(["--synthetic", "--rate", "5", "--loop"]))
 
 
 def test_help_lists_flags_with_env_vars(capsys: pytest.CaptureFixture[str]) -> None:

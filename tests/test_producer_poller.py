@@ -18,7 +18,7 @@ from producers.metrics import ProducerMetrics, Source
 from producers.poller import DedupeWindow, LivePoller
 from producers.publisher import PublishError
 from producers.state import FileStateStore
-from producers.stocktwits_api import StockTwitsClient
+from producers.stocktwits_api import RequestOutcome, StockTwitsClient
 from tests.fake_stocktwits import BLOCK_PAGE, FakeStockTwits, Scripted, make_message
 
 
@@ -272,6 +272,7 @@ def test_transient_failures_give_up_after_max_attempts_keeping_state(
     h = Harness(fake, tmp_path / "state.json", ["SPY"], max_attempts=3)
     [result] = h.poller.run_once()
     assert not result.complete and h.sink.ids == []
+    assert result.failed_outcome is RequestOutcome.SERVER_ERROR
     assert h.requests("5xx") == 3
     assert h.store.load().symbols["SPY"].high_water_id is None
 
