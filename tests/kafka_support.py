@@ -83,13 +83,19 @@ def drain(
         **consumer_config,
     )
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
+        deadline = time.monotonic() + timeout_s
+        partitions: list[TopicPartition] = []
+        while not partitions:  # the topic may not exist yet: wait for it within the timeout
+            known = consumer.partitions_for_topic(topic) or set()
+            partitions = [TopicPartition(topic, p) for p in sorted(known)]
+            if not partitions:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"topic {topic} does not exist after {timeout_s}s")
+                time.sleep(0.2)
+                consumer.topics()  # refresh metadata
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + timeout_s
         last_seen = time.monotonic()
         reached_at: float | None = None
         while time.monotonic() < deadline:
