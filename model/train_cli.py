@@ -34,6 +34,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, default=DEFAULT_TRAINING.learning_rate)
     p.add_argument("--patience", type=int, default=DEFAULT_TRAINING.patience)
     p.add_argument("--min-count", type=int, default=DEFAULT_TRAINING.min_count)
+    p.add_argument(
+        "--word-dropout",
+        type=float,
+        default=DEFAULT_TRAINING.word_dropout,
+        help="share of training tokens replaced by OOV, fresh each epoch",
+    )
     p.add_argument("--embedding-dim", type=int, default=DEFAULT_NETWORK.embedding_dim)
     p.add_argument(
         "--lstm-units",
@@ -127,6 +133,7 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         patience=args.patience,
+        word_dropout=args.word_dropout,
     )
     trained = train(splits["train"], splits["val"], network_config, training_config, emit)
 

@@ -16,7 +16,7 @@ from model.data import LabeledMessages
 from model.network import NetworkConfig, build_network
 from model.serving import pad_ids
 from model.text import tokenize_batch
-from model.vocab import TokenEncoder, build_vocabulary
+from model.vocab import OOV_INDEX, TokenEncoder, build_vocabulary
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class TrainingConfig:
     learning_rate: float = 2e-3
     lr_decay_factor: float = 0.5  # ReduceLROnPlateau on val loss
     patience: int = 3  # early stopping on val accuracy (best weights restored)
+    word_dropout: float = 0.0  # share of train tokens replaced by OOV each epoch
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -65,14 +66,30 @@ def tokenize_messages(texts: list[str], chunk: int = 8192) -> tf.RaggedTensor:
 
 
 def make_dataset(
-    ids: tf.RaggedTensor, labels: np.ndarray, batch_size: int, shuffle_seed: int | None
+    ids: tf.RaggedTensor,
+    labels: np.ndarray,
+    batch_size: int,
+    shuffle_seed: int | None,
+    word_dropout: float = 0.0,
 ) -> tf.data.Dataset:
-    """Batches of (padded ids, labels), padded per batch exactly as in serving."""
+    """Batches of (padded ids, labels), padded per batch exactly as in serving.
+
+    With `word_dropout`, that share of tokens becomes OOV (fresh each epoch): the
+    network cannot lean on single rare words, and learns what OOV looks like.
+    """
     ds = tf.data.Dataset.from_tensor_slices((ids, labels.astype("float32")))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.ragged_batch(batch_size).map(lambda x, y: (pad_ids(x), y))
-    return ds.prefetch(2)
+    ds = ds.ragged_batch(batch_size)
+    if word_dropout > 0:
+
+        def drop_words(x: tf.RaggedTensor, y: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+            flat = x.flat_values
+            keep = tf.random.uniform(tf.shape(flat), seed=shuffle_seed) >= word_dropout
+            return x.with_flat_values(tf.where(keep, flat, OOV_INDEX)), y
+
+        ds = ds.map(drop_words)
+    return ds.map(lambda x, y: (pad_ids(x), y)).prefetch(2)
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -135,7 +152,9 @@ def train(
     encoder = TokenEncoder(vocabulary)
     train_ids = encoder.encode(train_tokens)
     val_ids = encoder.encode(tokenize_messages(val_set.texts))
-    train_ds = make_dataset(train_ids, train_set.labels, config.batch_size, config.seed)
+    train_ds = make_dataset(
+        train_ids, train_set.labels, config.batch_size, config.seed, config.word_dropout
+    )
     val_ds = make_dataset(val_ids, val_set.labels, 1024, None)
 
     network = build_network(len(vocabulary), network_config)

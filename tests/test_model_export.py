@@ -140,6 +140,18 @@ def test_per_batch_padding_does_not_change_a_message(
     assert abs(alone - with_long) < 1e-5
 
 
+def test_big_batches_score_like_single_messages(
+    tiny_export: tuple[object, list[str], Path],
+) -> None:
+    """Length-sorted chunking and scattering back keep every row in its place."""
+    _, _, directory = tiny_export
+    predictor = Predictor.load(directory, warmup=False)
+    texts, _ = synthetic_messages(600, seed=3)
+    batch = predictor.predict(texts)
+    one_by_one = np.concatenate([predictor.predict([t]) for t in texts])
+    np.testing.assert_allclose(batch, one_by_one, atol=1e-5)
+
+
 BAD_INPUTS = {
     "empty": "",
     "whitespace": " \n\t ",
