@@ -196,7 +196,8 @@ def speed_markdown(report: dict[str, Any]) -> str:
     """The model card's speed section."""
     lines = [
         f"Measured for model version `{report['model_version']}` on {report['machine']} "
-        f"(shared with other jobs, so figures are indicative), TensorFlow "
+        f"(shared with other jobs: load average {report.get('load_average', '?')} at the "
+        f"start, so figures are indicative and low), TensorFlow "
         f"{report['tensorflow_version']}, {report['seconds']} s per figure, real test-split "
         f"messages, `python -m bench.model_speed --model <dir>`.",
         "",
@@ -212,6 +213,12 @@ def speed_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| raw `serving_default` signature | {r['batch_size']} | "
             f"{r['messages_per_s']:,.0f} | {r['ms_per_call']} |"
+        )
+    naive = report.get("naive_one_per_call")
+    if naive:
+        lines.append(
+            f"| naive: `Predictor.predict` one message a call | 1 | "
+            f"{naive['messages_per_s']:,.0f} | {naive['ms_per_call']} |"
         )
     seed = report.get("seed_configuration")
     if seed:
@@ -244,6 +251,7 @@ def run(model_dir: Path, seconds: float, batch_sizes: Sequence[int], seed: bool)
         "model_version": predictor.version,
         "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "tensorflow_version": tf.__version__,
+        "load_average": round(os.getloadavg()[0], 2),
         "seconds": seconds,
         "predictor": measure_predictor(predictor, messages, batch_sizes, seconds),
         "signature": measure_signature(model_dir, messages, batch_sizes, seconds),

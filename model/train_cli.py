@@ -40,6 +40,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         default=DEFAULT_TRAINING.word_dropout,
         help="share of training tokens replaced by OOV, fresh each epoch",
     )
+    p.add_argument(
+        "--ema-momentum",
+        type=float,
+        default=DEFAULT_TRAINING.ema_momentum,
+        help="> 0: keep an exponential moving average of the weights and use it",
+    )
+    p.add_argument(
+        "--lr-monitor", choices=("val_loss", "val_accuracy"), default=DEFAULT_TRAINING.lr_monitor
+    )
     p.add_argument("--embedding-dim", type=int, default=DEFAULT_NETWORK.embedding_dim)
     p.add_argument(
         "--lstm-units",
@@ -134,6 +143,8 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
         learning_rate=args.learning_rate,
         patience=args.patience,
         word_dropout=args.word_dropout,
+        ema_momentum=args.ema_momentum,
+        lr_monitor=args.lr_monitor,
     )
     trained = train(splits["train"], splits["val"], network_config, training_config, emit)
 

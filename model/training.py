@@ -31,6 +31,8 @@ class TrainingConfig:
     lr_decay_factor: float = 0.5  # ReduceLROnPlateau on val loss
     patience: int = 3  # early stopping on val accuracy (best weights restored)
     word_dropout: float = 0.0  # share of train tokens replaced by OOV each epoch
+    ema_momentum: float = 0.0  # > 0: validate, keep and export the weights' moving average
+    lr_monitor: str = "val_loss"  # what ReduceLROnPlateau watches: val_loss or val_accuracy
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -158,8 +160,14 @@ def train(
     val_ds = make_dataset(val_ids, val_set.labels, 1024, None)
 
     network = build_network(len(vocabulary), network_config)
+    use_ema = config.ema_momentum > 0
     network.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=1.0),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=config.learning_rate,
+            clipnorm=1.0,
+            use_ema=use_ema,
+            ema_momentum=config.ema_momentum if use_ema else 0.99,
+        ),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
@@ -175,8 +183,14 @@ def train(
         verbose=0,
         callbacks=[
             keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=config.lr_decay_factor, patience=1, min_lr=1e-5
+                monitor=config.lr_monitor,
+                mode="min" if config.lr_monitor == "val_loss" else "max",
+                factor=config.lr_decay_factor,
+                patience=1,
+                min_lr=1e-5,
             ),
+            # Before early stopping: validation and the kept "best" weights are the averages.
+            *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if use_ema else []),
             stop,
             log,
         ],
