@@ -3,8 +3,9 @@ registered on a registry the caller owns, so tests never share the global one.""
 
 from __future__ import annotations
 
+import bisect
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -99,8 +100,33 @@ class ClassifierMetrics:
         self.model_info.clear()
         self.model_info.labels(version).set(1)
 
+    def observe_end_to_end(self, seconds: Sequence[float]) -> None:
+        """Observes a batch's end-to-end latencies: the same result as one `observe` each,
+        with one increment per touched bucket instead of a bucket walk per message."""
+        observe_many(self.end_to_end_seconds, seconds)
+
     def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Drops lag series of partitions this instance no longer owns."""
         for topic, partition in partitions:
             with contextlib.suppress(KeyError):
                 self.consumer_lag.remove(topic, str(partition))
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """`histogram.observe(a)` for every `a` (unlabelled histogram), in one pass per bucket.
+    Falls back to one `observe` each if the client library's internals ever change."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    counts: dict[int, int] = {}
+    for amount in amounts:
+        # the first bucket whose upper bound is >= amount, as Histogram.observe picks it
+        i = bisect.bisect_left(bounds, amount)
+        counts[i] = counts.get(i, 0) + 1
+    for i, count in counts.items():
+        buckets[i].inc(count)
+    total.inc(sum(amounts))

@@ -69,6 +69,7 @@ class ClassifierService:
         self._last_lag_refresh = 0.0
         # latest offsets handed to commit_async, committed synchronously once more at close
         self._latest_offsets: dict[Any, Any] = {}
+        self._commit_failed = False  # set by a failed commit_async; the next commit retries
         # when input and output have as many partitions, a record keeps its partition: the
         # same result as the key partitioner for keyed input, without hashing in Python
         self._keep_partition = False
@@ -126,6 +127,8 @@ class ClassifierService:
         if self.batcher.is_ready():
             self.process(self.batcher.take())
         elif not polled:
+            if self._commit_failed:
+                self._recommit()
             self._refresh_idle_lag()
 
     def _same_partition_counts(self) -> bool:
@@ -257,10 +260,13 @@ class ClassifierService:
         reasons = Tally(rejection.reason.value for _, rejection in rejected)
         for reason, count in reasons.items():
             metrics.dead_letters.labels(reason).inc(count)
-        observe = metrics.end_to_end_seconds.observe
-        for record, probability in zip(sources, probabilities, strict=True):
-            if probability is not None and record.timestamp > 0:
-                observe(max(0.0, now - record.timestamp / 1000.0))
+        metrics.observe_end_to_end(
+            [
+                max(0.0, now - record.timestamp / 1000.0)
+                for record, probability in zip(sources, probabilities, strict=True)
+                if probability is not None and record.timestamp > 0
+            ]
+        )
         self._update_lag(batch)
         self.batches_processed += 1
         return True
@@ -310,13 +316,27 @@ class ClassifierService:
         # one covers these offsets, or the partition's next owner re-reads them (duplicates,
         # never loss). The last one is waited for at close.
         self._latest_offsets.update(offsets)
-        self.consumer.commit_async(offsets, callback=self._on_commit)
+        if self._commit_failed:  # a partition of the failed commit may have no later batch
+            self._recommit()
+        else:
+            self.consumer.commit_async(offsets, callback=self._on_commit)
         return True
 
     def _on_commit(self, offsets: Any, response: Any) -> None:
         if isinstance(response, Exception):
-            log.warning("offset commit failed (%s); records may be re-read", response)
+            self._commit_failed = True
+            log.warning("offset commit failed (%s); will commit again", response)
             self.metrics.error("commit")
+
+    def _recommit(self) -> None:
+        """After a failed asynchronous commit (e.g. during a rebalance), commits the latest
+        offsets of every assigned partition again, so a partition that goes idle does not
+        keep an old committed offset until close (re-read, as duplicates, after a crash)."""
+        self._commit_failed = False
+        assigned = self.consumer.assignment()
+        offsets = {tp: om for tp, om in self._latest_offsets.items() if tp in assigned}
+        if offsets:
+            self.consumer.commit_async(offsets, callback=self._on_commit)
 
     def _recover(self, batch: Mapping[Any, list[Any]], stage: str, err: Exception) -> bool:
         """After a failed publish or transaction: abort, rewind, and let the loop re-read."""

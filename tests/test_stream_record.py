@@ -117,3 +117,26 @@ def test_http_serves_metrics_health_and_readiness() -> None:
             assert reply.status == 200
     finally:
         server.stop()
+
+
+def test_observe_many_equals_one_observe_each() -> None:
+    from prometheus_client import generate_latest
+
+    from stream.metrics import END_TO_END_BUCKETS, observe_many
+
+    amounts = [0.0, 0.005, 0.0051, 0.15, 0.2, 60.0, 61.0, 1e9, *END_TO_END_BUCKETS]
+    one_by_one, bulk = CollectorRegistry(), CollectorRegistry()
+    for registry, observe in ((one_by_one, False), (bulk, True)):
+        metrics = ClassifierMetrics(registry)
+        if observe:
+            observe_many(metrics.end_to_end_seconds, amounts)
+        else:
+            for amount in amounts:
+                metrics.end_to_end_seconds.observe(amount)
+
+    def samples(registry: CollectorRegistry) -> list[bytes]:
+        lines = generate_latest(registry).split(b"\n")
+        return [line for line in lines if b"_created" not in line]  # creation times differ
+
+    assert samples(bulk) == samples(one_by_one)
+    assert bulk.get_sample_value(PREFIX + "end_to_end_seconds_count") == len(amounts)

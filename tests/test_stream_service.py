@@ -207,3 +207,18 @@ def test_model_version_is_in_every_record(version: str) -> None:
     svc, _ = service(consumer, producer, predictor=predictor)
     run_polls(svc, 1)
     assert orjson.loads(producer.sent[0][2])["model_version"] == version
+
+
+def test_a_failed_async_commit_is_retried_when_idle() -> None:
+    tp = FakeTopicPartition("in", 0)
+    consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD])], partitions={tp})
+    producer = FakeProducer()
+    svc, registry = service(consumer, producer)
+    run_polls(svc, 1)
+    [first] = consumer.commits
+    svc._on_commit(first, RuntimeError("rebalance in progress"))  # the broker said no
+    svc.step()  # nothing polled: the latest offsets are committed again
+    assert consumer.commits == [first, first]
+    assert registry.get_sample_value(P + "errors_total", {"stage": "commit"}) == 1
+    svc.step()  # and only once
+    assert len(consumer.commits) == 2
