@@ -142,7 +142,7 @@ def start_classifier(
 
 def committed_total(admin: KafkaAdminClient, group_id: str, topic: str) -> int:
     """Sum of the group's committed offsets on a topic."""
-    offsets = admin.list_consumer_group_offsets(group_id)
+    offsets = admin.list_group_offsets(group_id).get(group_id, {})
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 

@@ -66,6 +66,91 @@ def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) 
     }
 
 
+SWEEP_BATCH_SIZES = (64, 128, 256, 512, 1024)
+SWEEP_MESSAGES = 15_000
+# A batch size within this fraction of the best drain rate counts as as fast: the smallest
+# such size wins, because a smaller batch is scored sooner (lower latency at the same speed).
+SWEEP_TOLERANCE = 0.05
+MIN_WAIT_MS, MAX_WAIT_MS = 5, 50
+
+
+def _drain(
+    bootstrap: str,
+    messages: list[dict[str, Any]],
+    count: int,
+    classifier_args: Sequence[str],
+    work_dir: Path,
+) -> tuple[Any, str, str, str, float]:
+    """Preloads `count` messages into fresh topics and starts a classifier on them; returns
+    (classifier process, input topic, output topic, group, drain rate in msgs/s), the rate
+    timed from classifier-ready to the commit of the last record."""
+    from bench import pipeline
+    from stocksent.local_kafka import free_port_pair
+
+    run_id = uuid.uuid4().hex[:8]
+    topic_in, topic_out, topic_dlq = (f"bench.{n}.{run_id}" for n in ("in", "out", "dlq"))
+    group = f"bench-{run_id}"
+    pipeline.create_topics(bootstrap, [topic_in, topic_out], partitions=6)
+    pipeline.create_topics(bootstrap, [topic_dlq], partitions=1)
+    pipeline.preload(bootstrap, topic_in, messages[:count])
+    classifier = pipeline.start_classifier(
+        bootstrap,
+        topic_in,
+        topic_out,
+        topic_dlq,
+        group,
+        free_port_pair(),
+        work_dir / f"classifier-{run_id}.log",
+        classifier_args,
+    )
+    try:
+        ready_at = time.monotonic()
+        done_at = pipeline.wait_committed(bootstrap, group, topic_in, count, timeout_s=900)
+    except BaseException:
+        classifier.stop()
+        raise
+    return classifier, topic_in, topic_out, group, count / (done_at - ready_at)
+
+
+def choose_batching(
+    bootstrap: str,
+    messages: list[dict[str, Any]],
+    classifier_args: Sequence[str],
+    work_dir: Path,
+    batch_sizes: Sequence[int] = SWEEP_BATCH_SIZES,
+    count: int = SWEEP_MESSAGES,
+) -> dict[str, Any]:
+    """Drains `count` messages once per batch size and picks the default batch size and
+    wait (see `pick_batching`)."""
+    rates: dict[int, float] = {}
+    for size in batch_sizes:
+        args = [*classifier_args, "--batch-size", str(size), "--batch-wait-ms", str(MAX_WAIT_MS)]
+        classifier, *_, rate = _drain(bootstrap, messages, count, args, work_dir)
+        classifier.stop()
+        rates[size] = rate
+        print(f"  batch {size}: {rate:,.0f} msgs/s", flush=True)
+    return pick_batching(rates) | {"sweep_messages": count}
+
+
+def pick_batching(rates: dict[int, float]) -> dict[str, Any]:
+    """The smallest batch size whose drain rate is within `SWEEP_TOLERANCE` of the best;
+    the wait is the time one such batch takes to arrive at that rate (so at full load a
+    batch fills before its wait ends, and below it no message waits longer), clamped to
+    `MIN_WAIT_MS`..`MAX_WAIT_MS`."""
+    best = max(rates.values())
+    size = min(b for b, r in rates.items() if r >= (1 - SWEEP_TOLERANCE) * best)
+    wait = round(1000 * size / rates[size])
+    return {
+        "chosen_batch_size": size,
+        "chosen_batch_wait_ms": min(MAX_WAIT_MS, max(MIN_WAIT_MS, wait)),
+        "sweep_msgs_per_s": {str(b): round(r, 1) for b, r in sorted(rates.items())},
+        "chosen_by": (
+            f"smallest batch size within {SWEEP_TOLERANCE:.0%} of the best drain rate; wait = "
+            f"time for one batch to arrive at that rate, clamped to {MIN_WAIT_MS}-{MAX_WAIT_MS} ms"
+        ),
+    }
+
+
 def pipeline_figures(
     bootstrap: str,
     messages: list[dict[str, Any]],
@@ -77,35 +162,17 @@ def pipeline_figures(
     """Drain `drain_count` preloaded messages, then offer half the drain rate; one
     classifier process throughout (its start-up time and peak RSS are reported)."""
     from bench import pipeline
-    from stocksent.local_kafka import free_port_pair
 
-    run_id = uuid.uuid4().hex[:8]
-    topic_in, topic_out, topic_dlq = (f"bench.{n}.{run_id}" for n in ("in", "out", "dlq"))
-    group = f"bench-{run_id}"
-    pipeline.create_topics(bootstrap, [topic_in, topic_out], partitions=6)
-    pipeline.create_topics(bootstrap, [topic_dlq], partitions=1)
-    pipeline.preload(bootstrap, topic_in, messages[:drain_count])
-    classifier = pipeline.start_classifier(
-        bootstrap,
-        topic_in,
-        topic_out,
-        topic_dlq,
-        group,
-        free_port_pair(),
-        work_dir / "classifier.log",
-        classifier_args,
+    classifier, topic_in, topic_out, _, drain_rate = _drain(
+        bootstrap, messages, drain_count, classifier_args, work_dir
     )
     try:
-        ready_at = time.monotonic()
-        done_at = pipeline.wait_committed(bootstrap, group, topic_in, drain_count, timeout_s=900)
-        drain_rate = drain_count / (done_at - ready_at)
-        rate = drain_rate / 2
         latency = pipeline.offered_load_latency(
             bootstrap,
             topic_in,
             topic_out,
             messages[drain_count:] or messages,
-            rate,
+            drain_rate / 2,
             latency_seconds,
         )
         rss = classifier.peak_rss_mb()
@@ -165,6 +232,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"{result['latency_p50_ms']:.0f} / {result['latency_p95_ms']:.0f} / "
             f"{result['latency_p99_ms']:.0f} / {result['latency_max_ms']:.0f} ms",
         ),
+        (
+            "batch size chosen (drain msgs/s by batch size: "
+            + ", ".join(f"{b}: {r:,.0f}" for b, r in result.get("sweep_msgs_per_s", {}).items())
+            + ")",
+            f"{result['chosen_batch_size']}, wait {result['chosen_batch_wait_ms']} ms",
+        ),
         ("classifier peak RSS", f"{result['rss_mb']:,.0f} MB"),
         ("classifier start-up to ready", f"{result['startup_s']:.1f} s"),
     ]
@@ -212,9 +285,13 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="keep the current default batch size and wait"
+    )
     args = parser.parse_args(argv)
 
     from stocksent.local_kafka import LocalKafka, free_port_pair
+    from stream.settings import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_WAIT_MS
 
     started = time.time()
     messages = load_messages(args.data, args.messages + 40_000)
@@ -237,6 +314,20 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
         else:
             result["kafka_version"] = "external"
         try:
+            if args.no_sweep:
+                chosen = {
+                    "chosen_batch_size": DEFAULT_BATCH_SIZE,
+                    "chosen_batch_wait_ms": DEFAULT_BATCH_WAIT_MS,
+                    "chosen_by": "not swept (--no-sweep): the current defaults",
+                }
+            else:
+                print(f"choosing the batch size on {bootstrap} ...", flush=True)
+                chosen = choose_batching(bootstrap, messages, classifier_args, work)
+            result.update(chosen)
+            classifier_args += [
+                f"--batch-size={chosen['chosen_batch_size']}",
+                f"--batch-wait-ms={chosen['chosen_batch_wait_ms']}",
+            ]
             print(f"measuring the pipeline on {bootstrap} ...", flush=True)
             result.update(
                 pipeline_figures(
