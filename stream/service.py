@@ -98,8 +98,12 @@ class ClassifierService:
         settings = self.settings
         if settings.exactly_once:
             self.producer.init_transactions()
-        self._keep_partition = self._same_partition_counts()
         self.consumer.subscribe([settings.input_topic], listener=_Listener(self))
+        # After subscribe: this metadata fetch also gives the group coordinator its first
+        # snapshot of the input topic, so the first assignment is made on it (kafka-python
+        # otherwise assigns on an empty snapshot and rebalances again at once, with every
+        # offset commit failing until that second rebalance ends).
+        self._keep_partition = self._same_partition_counts()
         try:
             while not self._stop.is_set():
                 self.step()
