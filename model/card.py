@@ -29,6 +29,16 @@ def _metric_rows(manifest: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _ema(train: dict[str, Any]) -> str:
+    momentum = train.get("ema_momentum", 0.0)
+    if not momentum:
+        return ""
+    return (
+        f"; the exported weights are an exponential moving average of the training "
+        f"weights (momentum {momentum}, the average is what early stopping validated)"
+    )
+
+
 TARGET_TEST_ACCURACY = 0.78
 SEED_TEST_ACCURACY = 0.717
 
@@ -120,8 +130,8 @@ Embedding({manifest["vocabulary_size"]} words, {net["embedding_dim"]}, masked) �
 SpatialDropout1D({net["embedding_dropout"]}) →
 {" → ".join(f"LSTM({u})" for u in net["lstm_units"])} (input dropout {net["lstm_dropout"]},
 L2 {net["l2"]} on kernels) → pooling `{net["pooling"]}` → Dense(1, sigmoid).
-Binary cross-entropy, Adam (lr {train["learning_rate"]}, clipnorm 1, halved when val
-loss stalls), batch {train["batch_size"]}, seed {train["seed"]}, early stopping on val
+Binary cross-entropy, Adam (lr {train["learning_rate"]}, clipnorm 1, halved when
+{train.get("lr_monitor", "val_loss")} stalls), batch {train["batch_size"]}, seed {train["seed"]}, early stopping on val
 accuracy (patience {train["patience"]}, best weights restored): best epoch
 {manifest["best_epoch"]} of {len(manifest["history"])}, {manifest["training_seconds"]:.0f} s
 of training on {manifest.get("machine", "this machine")}.
@@ -150,7 +160,7 @@ of training on {manifest.get("machine", "this machine")}.
   instead of MSE + Adadelta; gradient clipping for the recurrent layers.
 - **Regularisation**: SpatialDropout1D on the embeddings, input dropout on the
   LSTMs, L2 on the kernels, word dropout {train.get("word_dropout", 0.0)} (that
-  share of training tokens becomes OOV, fresh each epoch); early stopping on val with best weights restored
+  share of training tokens becomes OOV, fresh each epoch){_ema(train)}; early stopping on val with best weights restored
   (the model overfits after a few epochs).
 - **Smaller, faster network**: the seed's Embedding(300) → LSTM(128) → LSTM(64)
   became the sizes above, chosen for accuracy *and* inference speed (LSTM(96) →
