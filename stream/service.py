@@ -1,9 +1,14 @@
 """The classifier loop: poll -> batch -> decode -> predict -> publish -> commit.
 
-One batch is in flight at a time and is finished (published and committed) before the next
-poll, so when a rebalance revokes partitions, only the batch being filled can hold their
-records; those are dropped and the partition's new owner re-reads them from the committed
-offset. Nothing is lost, and in exactly-once mode nothing is published twice.
+Inference runs on a worker thread (TensorFlow releases the GIL), so while the model scores
+batch N+1 the loop publishes and commits batch N and fetches the records of N+2. Batches are
+still published and committed one at a time, in order, on the loop's thread; at most two are
+open: one being scored and one being filled. When a rebalance revokes partitions, the
+records of those partitions in both are dropped (never published, never committed), and the
+partition's new owner re-reads them from the committed offset. Nothing is lost, and in
+exactly-once mode nothing is published twice. When the pipeline has nothing to overlap with
+(the next batch is not ready yet), the scored batch is finished at once, so overlapping never
+adds latency.
 
 At-least-once: every output and DLQ record of the batch is acknowledged (`flush`) before
 the offsets (last processed + 1) are committed. Exactly-once: the batch's records and its
@@ -16,7 +21,8 @@ import logging
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -45,6 +51,60 @@ class FatalServiceError(RuntimeError):
     """The service cannot go on (fenced by another instance with its transactional.id)."""
 
 
+class _ScoredBatch:
+    """A taken batch: its records decoded, its texts handed to the inference thread."""
+
+    __slots__ = ("batch", "failed", "gone", "messages", "probabilities", "rejected", "sources")
+
+    def __init__(
+        self,
+        batch: dict[Any, list[Any]],
+        messages: list[ClassifiableMessage],
+        sources: list[Any],
+        rejected: list[tuple[Any, Rejection]],
+        failed: list[tuple[Any, Rejection]],
+        probabilities: Future[list[float | None]],
+    ) -> None:
+        self.batch = batch
+        self.messages = messages
+        self.sources = sources
+        self.rejected = rejected  # undecodable records
+        self.failed = failed  # records the model failed on (filled by the inference thread)
+        self.probabilities = probabilities
+        self.gone: set[tuple[str, int]] = set()  # (topic, partition) revoked meanwhile
+
+    def drop(self, partitions: Iterable[Any]) -> int:
+        """Forgets the records of revoked partitions (they are re-read by their next owner);
+        returns how many were dropped."""
+        dropped = 0
+        for tp in partitions:
+            records = self.batch.pop(tp, None)
+            if records:
+                dropped += len(records)
+                self.gone.add((tp.topic, tp.partition))
+        return dropped
+
+    def outcome(
+        self,
+    ) -> tuple[
+        list[ClassifiableMessage], list[Any], list[float | None], list[tuple[Any, Rejection]]
+    ]:
+        """Waits for the scores: (messages, their records, P(bullish) or None, rejections),
+        without the records of partitions revoked meanwhile."""
+        probabilities = self.probabilities.result()
+        rejected = self.rejected + self.failed
+        if not self.gone:
+            return self.messages, self.sources, probabilities, rejected
+        gone = self.gone
+        kept = [i for i, r in enumerate(self.sources) if (r.topic, r.partition) not in gone]
+        return (
+            [self.messages[i] for i in kept],
+            [self.sources[i] for i in kept],
+            [probabilities[i] for i in kept],
+            [(r, why) for r, why in rejected if (r.topic, r.partition) not in gone],
+        )
+
+
 class ClassifierService:
     """Runs the loop until `stop()`; one instance per process."""
 
@@ -63,6 +123,10 @@ class ClassifierService:
         self.producer = producer
         self.model_version = predictor.version
         self.batcher: Batcher[Any] = Batcher(settings.batch_size, settings.batch_wait_ms)
+        # the batch being scored on the inference thread, finished before the next one
+        self._scoring: _ScoredBatch | None = None
+        # one thread: batches are scored in order, one at a time, while the loop publishes
+        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.assigned: set[Any] = set()
         self.batches_processed = 0
         self._stop = threading.Event()
@@ -107,6 +171,8 @@ class ClassifierService:
         try:
             while not self._stop.is_set():
                 self.step()
+            if self._scoring is not None:
+                self._finish_scoring()
             if len(self.batcher):
                 self.process(self.batcher.take())
             self._final_commit()
@@ -114,10 +180,46 @@ class ClassifierService:
             self._close()
 
     def step(self) -> None:
-        """One poll, and the batch processed when it is full or its wait is over."""
+        """One poll, and the batch scored when it is full or its wait is over. While a batch
+        is being scored the poll does not block, and the scored batch is published as soon
+        as there is no next batch ready to overlap with."""
+        scoring = self._scoring is not None
+        if self.batcher.room > 0:
+            timeout = 0 if scoring else self.batcher.wait_ms(IDLE_POLL_MS)
+            polled = self._poll(timeout)
+            if polled is None:
+                if self._scoring is not None:
+                    self._finish_scoring()
+                return
+            if polled:
+                self.batcher.add(polled)
+        else:
+            polled = {}
+        if self.batcher.is_ready():
+            started = self._start(self.batcher.take())
+            if self._scoring is not None and not self._finish_scoring(started):
+                return
+            self._scoring = started
+            # Fetch ahead while the model scores: when the next batch is ready, this one is
+            # published while that one is scored; otherwise publish now (no added latency).
+            if self.batcher.room > 0:
+                more = self._poll(0)
+                if more:
+                    self.batcher.add(more)
+            if not self.batcher.is_ready():
+                self._finish_scoring()
+        elif self._scoring is not None:
+            self._finish_scoring()
+        elif not polled:
+            if self._commit_failed and not self.settings.exactly_once:
+                self._recommit()
+            self._refresh_idle_lag()
+
+    def _poll(self, timeout_ms: int) -> dict[Any, list[Any]] | None:
+        """One consumer poll of at most the batch's room; None after a (logged) failure."""
         try:
-            polled = self.consumer.poll(
-                timeout_ms=self.batcher.wait_ms(IDLE_POLL_MS), max_records=self.batcher.room
+            polled: dict[Any, list[Any]] = self.consumer.poll(
+                timeout_ms=timeout_ms, max_records=self.batcher.room
             )
         except kafka_errors.KafkaError as err:
             if isinstance(err, kafka_errors.CommitFailedError | kafka_errors.IllegalStateError):
@@ -125,15 +227,27 @@ class ClassifierService:
             log.warning("poll failed (%s); retrying", err)
             self.metrics.error("consume")
             time.sleep(RETRY_BACKOFF_S / 4)
-            return
-        if polled:
-            self.batcher.add(polled)
-        if self.batcher.is_ready():
-            self.process(self.batcher.take())
-        elif not polled:
-            if self._commit_failed:
-                self._recommit()
-            self._refresh_idle_lag()
+            return None
+        return polled
+
+    def _finish_scoring(self, started: _ScoredBatch | None = None) -> bool:
+        """Publishes and commits the scored batch. When that fails it has been rewound; the
+        batches taken after it (`started`, the one being filled) are dropped and rewound
+        too, so every record after the last commit is read again, in order."""
+        scored, self._scoring = self._scoring, None
+        assert scored is not None
+        if self._publish(scored):
+            return True
+        rewound = set(scored.batch)
+        later = [started.batch] if started is not None else []
+        later.append(self.batcher.take())
+        assigned = self.consumer.assignment()
+        for batch in later:  # oldest first: the first offset seen per partition is the one
+            for tp, offset in first_offsets(batch).items():
+                if tp not in rewound and tp in assigned:
+                    self.consumer.seek(tp, offset)
+                rewound.add(tp)
+        return False
 
     def _same_partition_counts(self) -> bool:
         try:
@@ -159,6 +273,7 @@ class ClassifierService:
             self.metrics.error("commit")
 
     def _close(self) -> None:
+        self._inference.shutdown(wait=True, cancel_futures=True)
         try:
             self.consumer.close(autocommit=False)
         except Exception:  # closing must not hide why the loop ended
@@ -175,8 +290,11 @@ class ClassifierService:
         publish or commit the batch's partitions are rewound so its records are re-read."""
         if not batch:
             return True
-        settings = self.settings
-        max_bytes = settings.max_message_bytes
+        return self._publish(self._start(batch))
+
+    def _start(self, batch: dict[Any, list[Any]]) -> _ScoredBatch:
+        """Decodes a batch and hands its texts to the inference thread."""
+        max_bytes = self.settings.max_message_bytes
         messages: list[ClassifiableMessage] = []
         sources: list[Any] = []
         rejected: list[tuple[Any, Rejection]] = []
@@ -188,8 +306,17 @@ class ClassifierService:
                     sources.append(record)
                 else:
                     rejected.append((record, result))  # type: ignore[arg-type]
+        failed: list[tuple[Any, Rejection]] = []  # appended to by the inference thread
+        future = self._inference.submit(self._predict, messages, sources, failed)
+        return _ScoredBatch(batch, messages, sources, rejected, failed, future)
 
-        probabilities = self._predict(messages, sources, rejected)
+    def _publish(self, scored: _ScoredBatch) -> bool:
+        """Waits for the batch's scores, then publishes and commits it; True when committed."""
+        batch = scored.batch
+        if not batch:  # every partition revoked while it was scored
+            return True
+        messages, sources, probabilities, rejected = scored.outcome()
+        settings = self.settings
         classified_at = utc_now_iso()
         send = self.producer.send
         output_topic, dlq_topic = settings.output_topic, settings.dlq_topic
@@ -320,7 +447,7 @@ class ClassifierService:
         # one covers these offsets, or the partition's next owner re-reads them (duplicates,
         # never loss). The last one is waited for at close.
         self._latest_offsets.update(offsets)
-        if self._commit_failed:  # a partition of the failed commit may have no later batch
+        if self._commit_failed:  # an earlier partition may have no later batch to cover it
             self._recommit()
         else:
             self.consumer.commit_async(offsets, callback=self._on_commit)
@@ -333,9 +460,9 @@ class ClassifierService:
             self.metrics.error("commit")
 
     def _recommit(self) -> None:
-        """After a failed asynchronous commit (e.g. during a rebalance), commits the latest
-        offsets of every assigned partition again, so a partition that goes idle does not
-        keep an old committed offset until close (re-read, as duplicates, after a crash)."""
+        """After a failed asynchronous commit: commit the latest offsets of every assigned
+        partition again (e.g. a rebalance was in progress), so a partition that stays idle
+        does not keep an old committed offset until close."""
         self._commit_failed = False
         assigned = self.consumer.assignment()
         offsets = {tp: om for tp, om in self._latest_offsets.items() if tp in assigned}
@@ -396,9 +523,12 @@ class ClassifierService:
     # ---- rebalance -------------------------------------------------------------------------
 
     def on_revoked(self, partitions: set[Any]) -> None:
-        """Called inside poll() between batches: drop the open batch's records of revoked
-        partitions, which are uncommitted and so will be re-read by their next owner."""
+        """Called inside poll(): drop the records of revoked partitions from the batch being
+        filled and the one being scored; they are uncommitted and so will be re-read by
+        their next owner."""
         dropped = self.batcher.drop(partitions)
+        if self._scoring is not None:
+            dropped += self._scoring.drop(partitions)
         self.assigned -= set(partitions)
         for tp in partitions:
             self._latest_offsets.pop(tp, None)

@@ -222,3 +222,37 @@ def test_a_failed_async_commit_is_retried_when_idle() -> None:
     assert registry.get_sample_value(P + "errors_total", {"stage": "commit"}) == 1
     svc.step()  # and only once
     assert len(consumer.commits) == 2
+
+
+def test_a_partition_revoked_while_its_batch_is_scored_is_neither_published_nor_committed() -> None:
+    consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD]), fake_records("in", 1, [GOOD_2])])
+    producer = FakeProducer()
+    svc, _ = service(consumer, producer)
+    run_polls(svc, 1)  # batch 1 is scored while batch 2 is already due: not published yet
+    assert producer.sent == [] and consumer.commits == []
+    svc.on_revoked({FakeTopicPartition("in", 0)})
+    svc.step()
+    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [12]
+    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [{1: 1}]
+
+
+def test_a_failed_batch_rewinds_the_batch_scored_after_it_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("stream.service.RETRY_BACKOFF_S", 0.0)
+    tp2, tp3 = FakeTopicPartition("in", 2), FakeTopicPartition("in", 3)
+    consumer = FakeConsumer(
+        polls=[
+            fake_records("in", 2, [GOOD, GOOD_2], first_offset=40),
+            {**fake_records("in", 2, [GOOD], first_offset=42),
+             **fake_records("in", 3, [GOOD], first_offset=7)},
+        ],
+        partitions={tp2, tp3},
+    )  # fmt: skip
+    producer = FakeProducer(fail_sends=True)
+    svc, _ = service(consumer, producer)
+    run_polls(svc, 2)
+    assert consumer.commits == []
+    # the failed batch from its first offset; the later one only where it went further
+    assert consumer.seeks == [(tp2, 40), (tp3, 7)]
+    assert len(svc.batcher) == 0
