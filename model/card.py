@@ -186,8 +186,9 @@ of training on {manifest.get("machine", "this machine")}.
 {manifest["rebuild_command"]}
 ```
 
-Training is seeded and uses deterministic TF ops; on another CPU the last
-digits may still differ.
+`--out` only names where the export goes; it does not change the model.
+Training is seeded and uses deterministic TF ops (two runs of one command gave
+identical epochs here); on another CPU the last digits may still differ.
 
 ## Inference speed
 
