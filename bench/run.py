@@ -71,7 +71,10 @@ SWEEP_MESSAGES = 15_000
 # A batch size within this fraction of the best drain rate counts as as fast: the smallest
 # such size wins, because a smaller batch is scored sooner (lower latency at the same speed).
 SWEEP_TOLERANCE = 0.05
-MIN_WAIT_MS, MAX_WAIT_MS = 5, 50
+# Drains in the batch-size sweep wait long enough for every batch to fill.
+SWEEP_DRAIN_WAIT_MS = 50
+SWEEP_WAITS_MS = (5, 10, 20, 50)
+WAIT_SWEEP_SECONDS = 15.0
 
 
 def _drain(
@@ -121,33 +124,76 @@ def choose_batching(
     count: int = SWEEP_MESSAGES,
 ) -> dict[str, Any]:
     """Drains `count` messages once per batch size and picks the default batch size and
-    wait (see `pick_batching`)."""
+    wait (see `pick_batching` and `choose_wait`)."""
     rates: dict[int, float] = {}
     for size in batch_sizes:
-        args = [*classifier_args, "--batch-size", str(size), "--batch-wait-ms", str(MAX_WAIT_MS)]
+        args = [
+            *classifier_args,
+            "--batch-size",
+            str(size),
+            "--batch-wait-ms",
+            str(SWEEP_DRAIN_WAIT_MS),
+        ]
         classifier, *_, rate = _drain(bootstrap, messages, count, args, work_dir)
         classifier.stop()
         rates[size] = rate
         print(f"  batch {size}: {rate:,.0f} msgs/s", flush=True)
-    return pick_batching(rates) | {"sweep_messages": count}
+    chosen = pick_batching(rates) | {"sweep_messages": count}
+    print(f"  batch size {chosen['chosen_batch_size']}; choosing the wait ...", flush=True)
+    offered = rates[chosen["chosen_batch_size"]] / 2
+    chosen |= choose_wait(
+        bootstrap, messages, classifier_args, work_dir, chosen["chosen_batch_size"], offered
+    )
+    chosen["chosen_by"] = (
+        f"batch size: the smallest within {SWEEP_TOLERANCE:.0%} of the best drain rate of "
+        f"{count:,} messages; wait: the lowest p99 end-to-end latency at half that batch "
+        f"size's drain rate, {WAIT_SWEEP_SECONDS:.0f} s per candidate"
+    )
+    return chosen
 
 
 def pick_batching(rates: dict[int, float]) -> dict[str, Any]:
-    """The smallest batch size whose drain rate is within `SWEEP_TOLERANCE` of the best;
-    the wait is the time one such batch takes to arrive at that rate (so at full load a
-    batch fills before its wait ends, and below it no message waits longer), clamped to
-    `MIN_WAIT_MS`..`MAX_WAIT_MS`."""
+    """The smallest batch size whose drain rate is within `SWEEP_TOLERANCE` of the best."""
     best = max(rates.values())
     size = min(b for b, r in rates.items() if r >= (1 - SWEEP_TOLERANCE) * best)
-    wait = round(1000 * size / rates[size])
     return {
         "chosen_batch_size": size,
-        "chosen_batch_wait_ms": min(MAX_WAIT_MS, max(MIN_WAIT_MS, wait)),
         "sweep_msgs_per_s": {str(b): round(r, 1) for b, r in sorted(rates.items())},
-        "chosen_by": (
-            f"smallest batch size within {SWEEP_TOLERANCE:.0%} of the best drain rate; wait = "
-            f"time for one batch to arrive at that rate, clamped to {MIN_WAIT_MS}-{MAX_WAIT_MS} ms"
-        ),
+    }
+
+
+def choose_wait(
+    bootstrap: str,
+    messages: list[dict[str, Any]],
+    classifier_args: Sequence[str],
+    work_dir: Path,
+    batch_size: int,
+    offered_rate: float,
+    waits: Sequence[int] = SWEEP_WAITS_MS,
+    seconds: float = WAIT_SWEEP_SECONDS,
+) -> dict[str, Any]:
+    """Offers `offered_rate` msgs/s for `seconds` once per candidate wait and keeps the wait
+    with the lowest p99 end-to-end latency: at full load a batch fills before any wait ends,
+    so the wait only matters below it, where it is pure latency."""
+    from bench import pipeline
+
+    p99: dict[int, float] = {}
+    for wait in waits:
+        args = [*classifier_args, "--batch-size", str(batch_size), "--batch-wait-ms", str(wait)]
+        classifier, topic_in, topic_out, _, _ = _drain(bootstrap, messages, 1000, args, work_dir)
+        try:
+            figures = pipeline.offered_load_latency(
+                bootstrap, topic_in, topic_out, messages[1000:], offered_rate, seconds
+            )
+        finally:
+            classifier.stop()
+        p99[wait] = figures["latency_p99_ms"]
+        print(f"  wait {wait} ms: p99 {p99[wait]:,.0f} ms", flush=True)
+    chosen = min(p99, key=lambda w: (p99[w], -w))
+    return {
+        "chosen_batch_wait_ms": chosen,
+        "wait_sweep_p99_ms": {str(w): v for w, v in sorted(p99.items())},
+        "wait_sweep_offered_msgs_per_s": round(offered_rate, 1),
     }
 
 
@@ -235,6 +281,8 @@ def markdown(result: dict[str, Any]) -> str:
         (
             "batch size chosen (drain msgs/s by batch size: "
             + ", ".join(f"{b}: {r:,.0f}" for b, r in result.get("sweep_msgs_per_s", {}).items())
+            + "; p99 ms by wait: "
+            + ", ".join(f"{w} ms: {v:,.0f}" for w, v in result.get("wait_sweep_p99_ms", {}).items())
             + ")",
             f"{result['chosen_batch_size']}, wait {result['chosen_batch_wait_ms']} ms",
         ),
