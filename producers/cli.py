@@ -38,6 +38,7 @@ from producers.stocktwits_api import DEFAULT_API_BASE_URL, DEFAULT_USER_AGENT, S
 from producers.synthetic import SyntheticMessages
 from stocksent.kafka_settings import CONNECTION_OPTIONS
 from stocksent.options import (
+    LOG_LEVEL_OPTION,
     Option,
     Secret,
     SettingsError,
@@ -58,8 +59,6 @@ from stocksent.options import (
 from stocksent.topics import INPUT_TOPIC
 
 log = logging.getLogger("producers")
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def non_negative_float(value: str) -> float:
@@ -123,7 +122,7 @@ PRODUCER_OPTIONS: tuple[Option, ...] = (
     Option("seed", non_negative_int, None, "random seed of the synthetic texts"),
     Option("metrics_host", non_empty_text, DEFAULT_METRICS_HOST, "address of /metrics"),
     Option("metrics_port", port, DEFAULT_METRICS_PORT, "port of /metrics (0 = disabled)"),
-    Option("log_level", text, "INFO", "log level", choices=LOG_LEVELS),
+    LOG_LEVEL_OPTION,
 )
 
 

@@ -138,6 +138,21 @@ def existing_file(value: str) -> Path | None:
     return path
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level(value: str) -> str:
+    """A logging level name, any case."""
+    upper = value.strip().upper()
+    if upper not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return upper
+
+
+LOG_LEVEL_OPTION = Option("log_level", log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
+"""The one `--log-level` option every service shares."""
+
+
 def comma_list(value: str) -> tuple[str, ...]:
     """A comma-separated list, blanks dropped."""
     return tuple(part.strip() for part in value.split(",") if part.strip())

@@ -12,6 +12,7 @@ from typing import Any, Literal, cast
 from stocksent import topics
 from stocksent.kafka_settings import CONNECTION_OPTIONS
 from stocksent.options import (
+    LOG_LEVEL_OPTION,
     Option,
     SettingsError,
     comma_list,
@@ -24,7 +25,6 @@ from stocksent.options import (
 
 ProcessingGuarantee = Literal["at-least-once", "exactly-once"]
 PROCESSING_GUARANTEES: tuple[ProcessingGuarantee, ...] = ("at-least-once", "exactly-once")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 DEFAULT_GROUP_ID = "stocksent-classifier"
 DEFAULT_BATCH_SIZE = 1024
@@ -52,13 +52,6 @@ def _batch_wait_ms(value: str) -> int:
     if not 0 <= wait <= 60_000:
         raise ValueError("must be between 0 and 60000")
     return wait
-
-
-def _log_level(value: str) -> str:
-    upper = value.strip().upper()
-    if upper not in LOG_LEVELS:
-        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
-    return upper
 
 
 def _symbols(value: str) -> tuple[str, ...]:
@@ -109,7 +102,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("metrics_host", non_empty_text, "127.0.0.1", "address of /metrics, /healthz, /readyz"),
     Option("metrics_port", port, DEFAULT_METRICS_PORT, "port of /metrics (0 disables)"),
-    Option("log_level", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    LOG_LEVEL_OPTION,
 )
 
 
