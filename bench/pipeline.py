@@ -19,6 +19,8 @@ import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from stocksent.topics_cli import ensure_topics
+
 
 @dataclass
 class ClassifierProcess:
@@ -49,23 +51,8 @@ class ClassifierProcess:
 
 
 def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
-    """Creates fresh topics for one measurement."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-    finally:
-        admin.close()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if all(len(consumer.partitions_for_topic(n) or ()) == partitions for n in names):
-                return
-            consumer.topics()
-            time.sleep(0.1)
-    finally:
-        consumer.close()
-    raise TimeoutError(f"topics {names} not ready")
+    """Creates fresh topics for one measurement and waits for their leaders."""
+    ensure_topics({"bootstrap_servers": bootstrap}, [NewTopic(n, partitions, 1) for n in names])
 
 
 def bench_producer(bootstrap: str) -> KafkaProducer:

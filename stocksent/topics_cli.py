@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stocksent import topics
@@ -17,28 +18,52 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-def create_topics(settings: Mapping[str, Any], partitions: int) -> list[str]:
-    """Creates any missing project topic; returns the names it created."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
+def ensure_topics(
+    settings: Mapping[str, Any], wanted: Sequence[Any], timeout_s: float = 30.0
+) -> list[str]:
+    """Creates the `kafka.admin.NewTopic`s that do not exist yet and waits until every wanted
+    topic has its partitions' leaders known; returns the names it created."""
+    from kafka import KafkaAdminClient, KafkaConsumer
 
-    admin = KafkaAdminClient(**client_config(settings))
+    config = client_config(settings)
+    admin = KafkaAdminClient(**config)
     try:
         existing = set(admin.list_topics())
-        wanted = [
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            admin.create_topics(missing)
+    finally:
+        admin.close()
+    consumer = KafkaConsumer(**config)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not all(
+            len(consumer.partitions_for_topic(t.name) or ()) == t.num_partitions for t in wanted
+        ):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"topics {[t.name for t in wanted]} not ready in {timeout_s}s")
+            time.sleep(0.1)
+            consumer.topics()  # refresh metadata
+    finally:
+        consumer.close()
+    return [t.name for t in missing]
+
+
+def create_topics(settings: Mapping[str, Any], partitions: int) -> list[str]:
+    """Creates any missing project topic; returns the names it created."""
+    from kafka.admin import NewTopic
+
+    return ensure_topics(
+        settings,
+        [
             NewTopic(topics.INPUT_TOPIC, partitions, 1),
             NewTopic(topics.OUTPUT_TOPIC, partitions, 1),
             NewTopic(topics.DLQ_TOPIC, 1, 1),
             NewTopic(
                 topics.PRODUCER_STATE_TOPIC, 1, 1, topic_configs={"cleanup.policy": "compact"}
             ),
-        ]
-        missing = [t for t in wanted if t.name not in existing]
-        if missing:
-            admin.create_topics(missing)
-        return [t.name for t in missing]
-    finally:
-        admin.close()
+        ],
+    )
 
 
 def main(argv: list[str], prog: str = "stocksent topics") -> int:

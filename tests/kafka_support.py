@@ -7,11 +7,12 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 
 from stocksent.local_kafka import free_port_pair
+from stocksent.topics_cli import ensure_topics
 
 __all__ = ["create_topic", "drain", "free_port_pair", "produce", "unique_name"]
 
@@ -25,23 +26,11 @@ def create_topic(
     bootstrap: str, name: str, partitions: int = 1, configs: dict[str, str] | None = None
 ) -> str:
     """Creates a topic and waits until its leaders are known."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])
-    finally:
-        admin.close()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            parts = consumer.partitions_for_topic(name)
-            if parts is not None and len(parts) == partitions:
-                return name
-            time.sleep(0.1)
-            consumer.topics()  # refresh metadata
-    finally:
-        consumer.close()
-    raise TimeoutError(f"topic {name} has no metadata after 30s")
+    ensure_topics(
+        {"bootstrap_servers": bootstrap},
+        [NewTopic(name, partitions, 1, topic_configs=configs or {})],
+    )
+    return name
 
 
 def produce(
