@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from model.machine import cpu_model
+
 DEFAULT_BATCH_SIZES = (1, 32, 256, 2048)
 SEED_SEQUENCE_LENGTH = 244
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stocktwits-spy-2017"
@@ -179,17 +181,6 @@ def measure_seed_configuration(
         results = measure_signature(tmp, messages, batch_sizes, seconds)
     best = max(results, key=lambda r: r["messages_per_s"])
     return {"results": results, "best": best}
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def speed_markdown(report: dict[str, Any]) -> str:

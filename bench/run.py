@@ -239,7 +239,7 @@ def machine() -> dict[str, Any]:
     """CPU, cores and versions, so a figure can be placed."""
     from importlib.metadata import version
 
-    from bench.model_speed import cpu_model
+    from model.machine import cpu_model
 
     return {
         "cpu_model": cpu_model(),

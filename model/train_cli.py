@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from model.machine import cpu_model
 from model.network import NetworkConfig
 from model.training import TrainingConfig
 
@@ -78,17 +78,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--no-baseline", action="store_true", help="skip the TF-IDF + logistic-regression baseline"
     )
     return p
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (or the platform's guess)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
