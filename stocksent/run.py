@@ -188,6 +188,8 @@ def run(settings: dict[str, Any]) -> int:
         cport = settings["classifier_metrics_port"]
         if cport:
             _wait_ready(f"http://127.0.0.1:{cport}/readyz", classifier, READY_TIMEOUT_S)
+        # the live view starts at this moment's records, however late its own start-up ends
+        since_ms = int(time.time() * 1000)
         children.append(_spawn("producer", producer_argv(settings, bootstrap), log_dir))
         print(f"logs: {log_dir}/classifier.log, {log_dir}/producer.log", flush=True)
         if cport:
@@ -197,7 +199,13 @@ def run(settings: dict[str, Any]) -> int:
                 flush=True,
             )
         print("Ctrl-C stops everything.\n", flush=True)
-        children.append(_spawn("tail", _stocksent("tail", "--bootstrap-servers", bootstrap), None))
+        children.append(
+            _spawn(
+                "tail",
+                _stocksent("tail", "--bootstrap-servers", bootstrap, "--since-ms", str(since_ms)),
+                None,
+            )
+        )
         deadline = time.monotonic() + settings["duration"] if settings["duration"] else None
         while not interrupted:
             if deadline is not None and time.monotonic() >= deadline:

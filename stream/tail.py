@@ -30,6 +30,7 @@ OPTIONS: tuple[Option, ...] = (
     *CONNECTION_OPTIONS,
     Option("output_topic", non_empty_text, topics.OUTPUT_TOPIC, "labeled topic to follow"),
     Option("from_beginning", boolean, False, "start at the oldest record", is_flag=True),
+    Option("since_ms", non_negative_int, 0, "start at records stamped at or after this epoch ms"),
     Option("max_records", non_negative_int, 0, "stop after this many records (0 = follow)"),
     Option("width", non_negative_int, 70, "characters of message text to show"),
 )
@@ -80,6 +81,14 @@ def follow(settings: Mapping[str, Any], out: TextIO = sys.stdout) -> int:
         consumer.assign(assigned)
         if settings["from_beginning"]:
             consumer.seek_to_beginning(*assigned)
+        elif settings["since_ms"]:
+            found = consumer.offsets_for_times({tp: settings["since_ms"] for tp in assigned})
+            for tp in assigned:
+                at = found.get(tp)
+                if at is None:  # nothing that new yet: start at the end
+                    consumer.seek_to_end(tp)
+                else:
+                    consumer.seek(tp, at.offset)
         else:
             consumer.seek_to_end(*assigned)
         print(HEADER, file=out, flush=True)
