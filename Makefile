@@ -33,8 +33,9 @@ test-integration: install  ## integration tests only: real Kafka
 test-slow: install  ## the heavy suites (training, long runs), run on their own
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
-lint: install  ## ruff and mypy
+lint: install  ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 format: install  ## apply ruff's formatter and import sorting
