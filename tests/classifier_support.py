@@ -437,16 +437,6 @@ def classifier_settings(bootstrap: str, **overrides: Any) -> Any:
     return from_values(resolve({k: str(v) for k, v in given.items()}, OPTIONS, environ={}))
 
 
-def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.2) -> None:
-    """Polls `condition()` until true; fails naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def produce_over_time(
     bootstrap: str,
     topic: str,

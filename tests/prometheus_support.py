@@ -316,13 +316,3 @@ def start_prometheus(
         yield server
     finally:
         server.stop()
-
-
-def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.5) -> None:
-    """Polls `condition()` until it is truthy; AssertionError naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -19,9 +19,9 @@ from tests.classifier_support import (
     model_spec,
     produce_over_time,
     records_in,
-    wait_for,
 )
 from tests.kafka_support import drain
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 

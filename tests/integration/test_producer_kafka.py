@@ -30,6 +30,7 @@ from producers.cli import main
 from producers.replay import read_messages
 from tests.fake_stocktwits import FakeStockTwits, make_message
 from tests.kafka_support import drain
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -128,11 +129,21 @@ def test_restart_mid_paging_leaves_no_gap_and_no_duplicate(
         text=True,
     )
     try:
-        _wait_for(lambda: _high_water(state, "SPY") == 5 and _high_water(state, "AAPL") == 10_002)
+        wait_for(
+            lambda: _high_water(state, "SPY") == 5 and _high_water(state, "AAPL") == 10_002,
+            30,
+            "the first poll's state",
+            interval=0.02,
+        )
         # 100 new messages (4 pages), served slowly; stop while paging back.
         fake.delay_s = 0.3
         fake.add_messages("SPY", [make_message(i, "SPY") for i in range(6, 106)])
-        _wait_for(lambda: any("max" in r.params for r in fake.requests_for("SPY")))
+        wait_for(
+            lambda: any("max" in r.params for r in fake.requests_for("SPY")),
+            30,
+            "paging back with max=",
+            interval=0.02,
+        )
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -270,12 +281,3 @@ def _high_water(state: Path, symbol: str) -> int | None:
     except (FileNotFoundError, ValueError):
         return None
     return entry["high_water_id"] if entry else None
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")

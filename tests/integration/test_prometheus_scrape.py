@@ -22,6 +22,7 @@ import pytest
 
 from tests.classifier_support import ClassifierProcess, model_spec
 from tests.kafka_support import produce, unique_name
+from tests.polling import wait_for
 from tests.prometheus_support import (
     CLASSIFIER_JOB,
     PRODUCER_JOB,
@@ -35,7 +36,6 @@ from tests.prometheus_support import (
     require_prometheus_tools,
     rule_queries,
     scrape_config,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -168,9 +168,9 @@ def scraped_pipeline(
             )
             return bool(result)
 
-        wait_until(flowing, 120, "labeled records to flow through the scraped services")
+        wait_for(flowing, 120, "labeled records to flow through the scraped services")
         # a few more scrapes, so each rate window holds traffic and each rule has evaluated
-        wait_until(_all_rules_evaluated(prometheus), 30, "every alert rule to be evaluated")
+        wait_for(_all_rules_evaluated(prometheus), 30, "every alert rule to be evaluated")
         yield prometheus
     except AssertionError as err:
         raise AssertionError(
