@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 IDLE_POLL_MS = 250  # poll timeout while no batch is open: bounds the reaction to a stop
 LAG_REFRESH_S = 2.0  # how often lag of idle partitions is refreshed
 RETRY_BACKOFF_S = 1.0  # pause before re-reading a batch whose publish or commit failed
+# On the way out, each of the last commit, leaving the group and flushing the producer waits
+# at most this long, so SIGTERM ends the process within seconds even when the broker is gone.
+SHUTDOWN_STEP_TIMEOUT_MS = 5000
 
 
 class FatalServiceError(RuntimeError):
@@ -267,7 +270,7 @@ class ClassifierService:
         if not offsets:
             return
         try:
-            self.consumer.commit(offsets)
+            self.consumer.commit(offsets, timeout_ms=SHUTDOWN_STEP_TIMEOUT_MS)
         except kafka_errors.KafkaError as err:
             log.warning("final offset commit failed (%s); records may be re-read", err)
             self.metrics.error("commit")
@@ -275,11 +278,11 @@ class ClassifierService:
     def _close(self) -> None:
         self._inference.shutdown(wait=True, cancel_futures=True)
         try:
-            self.consumer.close(autocommit=False)
+            self.consumer.close(autocommit=False, timeout_ms=SHUTDOWN_STEP_TIMEOUT_MS)
         except Exception:  # closing must not hide why the loop ended
             log.exception("closing the consumer failed")
         try:
-            self.producer.close(timeout=5)
+            self.producer.close(timeout=SHUTDOWN_STEP_TIMEOUT_MS / 1000)
         except Exception:
             log.exception("closing the producer failed")
 

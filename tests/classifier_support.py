@@ -261,7 +261,7 @@ class FakeConsumer:
             return self.polls.pop(0)
         return {}
 
-    def commit(self, offsets: dict[Any, Any]) -> None:
+    def commit(self, offsets: dict[Any, Any], timeout_ms: int | None = None) -> None:
         self.commits.append(dict(offsets))
 
     def commit_async(self, offsets: dict[Any, Any], callback: Any = None) -> None:
@@ -285,7 +285,7 @@ class FakeConsumer:
     def group_metadata(self) -> str:
         return "group"
 
-    def close(self, autocommit: bool = True) -> None:
+    def close(self, autocommit: bool = True, timeout_ms: int | None = None) -> None:
         self.closed = True
 
 
