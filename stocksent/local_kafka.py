@@ -364,12 +364,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for brokers, metrics endpoints and test servers)."""
+    with socket.socket() as probe:
+        probe.bind((DEFAULT_HOST, 0))
+        return int(probe.getsockname()[1])
+
+
 def free_port_pair() -> int:
     """A port p such that p and p+1 are free on 127.0.0.1 (a broker's client and controller)."""
     for _ in range(200):
-        with socket.socket() as first:
-            first.bind((DEFAULT_HOST, 0))
-            port = int(first.getsockname()[1])
+        port = free_port()
         if port >= 65535:
             continue
         with socket.socket() as second:

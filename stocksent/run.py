@@ -134,9 +134,7 @@ def producer_argv(settings: dict[str, Any], bootstrap: str) -> list[str]:
     source = settings["source"]
     if source == "synthetic":
         argv += ["--synthetic", "--rate", str(settings["rate"]), "--loop"]
-    elif source == "replay":
-        if settings["replay"] is None:
-            raise SettingsError("--source replay needs --replay FILE")
+    elif source == "replay":  # main() has checked that --replay names a file
         argv += ["--replay", str(settings["replay"]), "--rate", str(settings["rate"])]
     else:
         argv += ["--symbols", ",".join(settings["symbols"])]
@@ -221,7 +219,7 @@ def run(settings: dict[str, Any]) -> int:
                     code = 1
                     interrupted = True
             time.sleep(0.2)
-    except (RuntimeError, SettingsError) as err:
+    except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         for child in children:
             tail = _log_tail(child)

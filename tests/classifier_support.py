@@ -8,7 +8,6 @@ import gzip
 import html
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
+
+from stocksent.local_kafka import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -304,13 +305,6 @@ def fake_records(
 
 
 # ---- running the real service -----------------------------------------------------------
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ClassifierProcess:

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +26,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from stocksent.local_kafka import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
@@ -185,13 +186,6 @@ def contract_metric_names() -> dict[str, str]:
 
 
 # ---- a running server ----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape_config(

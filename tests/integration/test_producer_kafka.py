@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from producers.cli import main
 from producers.replay import read_messages
+from stocksent.local_kafka import free_port
 from tests.fake_stocktwits import FakeStockTwits, make_message
 from tests.kafka_support import drain
 from tests.polling import wait_for
@@ -238,7 +238,7 @@ def test_metrics_endpoint_serves_the_producer_metrics(
     kafka_bootstrap: str, make_topic: Callable[..., str]
 ) -> None:
     topic = make_topic("metrics")
-    port = _free_port()
+    port = free_port()
     argv = ["--bootstrap-servers", kafka_bootstrap, "--topic", topic, "--synthetic", "--rate", "20"]
     argv += ["--count", "40", "--metrics-port", str(port)]
     result: list[int] = []
@@ -267,12 +267,6 @@ def test_metrics_endpoint_serves_the_producer_metrics(
         "stocksent_producer_circuit_open",
     ):
         assert name in scraped, name
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _high_water(state: Path, symbol: str) -> int | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from stocksent.local_kafka import free_port
 from tests.classifier_support import ClassifierProcess, model_spec
 from tests.kafka_support import produce, unique_name
 from tests.polling import wait_for
@@ -32,7 +33,6 @@ from tests.prometheus_support import (
     dashboard_panels,
     dashboard_queries,
     expand_grafana_variables,
-    free_port,
     require_prometheus_tools,
     rule_queries,
     scrape_config,
