@@ -46,11 +46,12 @@ except ImportError:  # pragma: no cover - only before the model package lands
     _label_for = _fallback_label_for
 
 
-def load_predictor(spec: str) -> SentimentPredictor:
+def load_predictor(spec: str, inference_threads: int = 0) -> SentimentPredictor:
     """Loads the model named by `--model`.
 
     Empty: the committed pretrained artifact; `py:package.module:factory`: whatever the
     factory returns (for tests and custom models); anything else: an exported model directory.
+    `inference_threads` > 0 caps TensorFlow's thread pools (set before the model loads).
     """
     if spec.startswith("py:"):
         _, module_name, attribute = spec.split(":")
@@ -59,7 +60,24 @@ def load_predictor(spec: str) -> SentimentPredictor:
     else:
         from model import Predictor  # type: ignore[attr-defined,unused-ignore]
 
+        if inference_threads > 0:
+            limit_tensorflow_threads(inference_threads)
         predictor = Predictor.load(spec or None)
     if not isinstance(predictor, SentimentPredictor):
         raise TypeError(f"--model {spec!r}: {predictor!r} has no predict() and version")
     return predictor
+
+
+def limit_tensorflow_threads(threads: int) -> None:
+    """Caps TensorFlow's intra-op and inter-op pools. Must run before TensorFlow runs any op
+    (it raises RuntimeError after); a no-op when the pools already have this size."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    if (
+        threading.get_intra_op_parallelism_threads() == threads
+        and threading.get_inter_op_parallelism_threads() == threads
+    ):
+        return
+    threading.set_intra_op_parallelism_threads(threads)
+    threading.set_inter_op_parallelism_threads(threads)

@@ -33,6 +33,9 @@ DEFAULT_BATCH_WAIT_MS = 5
 # a few KB (the 2026 schema with a reshared message ~10 KB), so 256 KiB is generous.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 DEFAULT_METRICS_PORT = 9300
+# TensorFlow threads per model call (intra-op; inter-op gets the same). 0 means TensorFlow's
+# default, one per core. The benchmark measures the choice (bench/results/latest.json).
+DEFAULT_INFERENCE_THREADS = 1
 
 
 def _model_spec(value: str) -> str:
@@ -52,6 +55,13 @@ def _batch_wait_ms(value: str) -> int:
     if not 0 <= wait <= 60_000:
         raise ValueError("must be between 0 and 60000")
     return wait
+
+
+def _inference_threads(value: str) -> int:
+    threads = int(value)
+    if not 0 <= threads <= 256:
+        raise ValueError("must be between 0 and 256")
+    return threads
 
 
 def _symbols(value: str) -> tuple[str, ...]:
@@ -81,6 +91,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("batch_size", positive_int, DEFAULT_BATCH_SIZE, "max messages per inference"),
     Option("batch_wait_ms", _batch_wait_ms, DEFAULT_BATCH_WAIT_MS, "max wait to fill a batch"),
+    Option(
+        "inference_threads",
+        _inference_threads,
+        DEFAULT_INFERENCE_THREADS,
+        "TensorFlow threads per model call (0: one per core); the Kafka loop needs a core too",
+    ),
     Option(
         "processing_guarantee",
         text,
@@ -119,6 +135,7 @@ class ClassifierSettings:
     model: str
     batch_size: int
     batch_wait_ms: int
+    inference_threads: int
     processing_guarantee: ProcessingGuarantee
     max_message_bytes: int
     symbols: tuple[str, ...]
@@ -162,6 +179,7 @@ def from_values(values: Mapping[str, Any]) -> ClassifierSettings:
         model=values["model"],
         batch_size=values["batch_size"],
         batch_wait_ms=values["batch_wait_ms"],
+        inference_threads=values["inference_threads"],
         processing_guarantee=values["processing_guarantee"],
         max_message_bytes=values["max_message_bytes"],
         symbols=values["symbols"],

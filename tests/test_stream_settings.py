@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -28,6 +31,7 @@ def test_defaults_follow_the_contracts() -> None:
     assert s.metrics_port == 9300 and s.metrics_host == "127.0.0.1"
     assert s.model == ""  # the committed pretrained artifact
     assert s.instance_id  # the host name
+    assert s.inference_threads == 1  # one core for TensorFlow, the other for the Kafka loop
 
 
 def test_flag_wins_over_environment() -> None:
@@ -44,6 +48,7 @@ def test_flag_wins_over_environment() -> None:
     [
         ({"batch_size": "0"}, "--batch-size: '0' is not valid: must be >= 1"),
         ({"batch_wait_ms": "-1"}, "--batch-wait-ms"),
+        ({"inference_threads": "-1"}, "--inference-threads: '-1' is not valid"),
         ({"processing_guarantee": "at-most-once"}, "not one of at-least-once, exactly-once"),
         ({"metrics_port": "70000"}, "--metrics-port"),
         ({"log_level": "loud"}, "--log-level"),
@@ -86,7 +91,7 @@ def test_cli_logs_masked_configuration(
 ) -> None:
     monkeypatch.setenv("STOCKSENT_SASL_PASSWORD", "env-secret-value")
 
-    def no_model(spec: str) -> object:
+    def no_model(spec: str, inference_threads: int = 0) -> object:
         raise RuntimeError("no model in this test")
 
     monkeypatch.setattr("stream.predictor.load_predictor", no_model)
@@ -95,3 +100,26 @@ def test_cli_logs_masked_configuration(
     err = capsys.readouterr().err
     assert code == 1
     assert "sasl_password = ********" in err and "env-secret-value" not in err
+
+
+def test_freeze_startup_heap_takes_live_objects_out_of_collections() -> None:
+    try:
+        cli.freeze_startup_heap()
+        assert gc.get_freeze_count() > 1000  # the interpreter's, pytest's, this module's
+    finally:
+        gc.unfreeze()
+
+
+def test_inference_threads_cap_tensorflow_pools() -> None:
+    # A child process: TensorFlow's pools can only be sized before its first op runs.
+    code = (
+        "import tensorflow as tf\n"
+        "from stream.predictor import load_predictor\n"
+        "p = load_predictor('', 1)\n"
+        "t = tf.config.threading\n"
+        "assert t.get_intra_op_parallelism_threads() == 1, t.get_intra_op_parallelism_threads()\n"
+        "assert t.get_inter_op_parallelism_threads() == 1\n"
+        "assert 0.0 <= float(p.predict(['$SPY to the moon'])[0]) <= 1.0\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
