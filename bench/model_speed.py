@@ -228,26 +228,40 @@ def speed_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(model_dir: Path, seconds: float, batch_sizes: Sequence[int], seed: bool) -> dict[str, Any]:
-    """All measurements for one exported model, as a JSON-ready dict."""
+def run(
+    model_dir: Path,
+    seconds: float,
+    batch_sizes: Sequence[int],
+    seed: bool,
+    threads: int = 0,
+    signature_only: bool = False,
+) -> dict[str, Any]:
+    """All measurements for one exported model, as a JSON-ready dict. `threads` > 0 caps
+    TensorFlow's pools (as `stocksent classify --inference-threads` does)."""
     import tensorflow as tf
 
     from model.predictor import Predictor
     from model.vocab import load_vocabulary
+    from stream.predictor import limit_tensorflow_threads
 
-    predictor = Predictor.load(model_dir)
+    if threads > 0:
+        limit_tensorflow_threads(threads)
     messages = sample_messages()
     report: dict[str, Any] = {
         "model": str(model_dir),
-        "model_version": predictor.version,
         "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "tensorflow_version": tf.__version__,
+        "threads": threads or "one per core",
         "load_average": round(os.getloadavg()[0], 2),
         "seconds": seconds,
-        "predictor": measure_predictor(predictor, messages, batch_sizes, seconds),
         "signature": measure_signature(model_dir, messages, batch_sizes, seconds),
-        "naive_one_per_call": measure_naive(predictor, messages, seconds),
     }
+    if signature_only:
+        return report
+    predictor = Predictor.load(model_dir)
+    report["model_version"] = predictor.version
+    report["predictor"] = measure_predictor(predictor, messages, batch_sizes, seconds)
+    report["naive_one_per_call"] = measure_naive(predictor, messages, seconds)
     if seed:
         vocabulary = load_vocabulary(Path(model_dir) / "vocabulary.txt")
         report["seed_configuration"] = measure_seed_configuration(
@@ -269,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCH_SIZES)))
     parser.add_argument("--no-seed", action="store_true", help="skip the seed configuration")
     parser.add_argument(
+        "--threads", type=int, default=0, help="TensorFlow threads (default: one per core)"
+    )
+    parser.add_argument(
+        "--signature-only", action="store_true", help="only the raw serving signature figures"
+    )
+    parser.add_argument(
         "--update-card",
         action="store_true",
         help="write the figures into the model's MODEL_CARD.md",
@@ -278,9 +298,14 @@ def main(argv: list[str] | None = None) -> int:
 
     model_dir = args.model or PRETRAINED_DIR
     report = run(
-        model_dir, args.seconds, [int(b) for b in args.batch_sizes.split(",")], not args.no_seed
+        model_dir,
+        args.seconds,
+        [int(b) for b in args.batch_sizes.split(",")],
+        not args.no_seed and not args.signature_only,
+        args.threads,
+        args.signature_only,
     )
-    if args.update_card:
+    if args.update_card and not args.signature_only:
         from model.card import CARD_NAME, replace_speed_section
 
         card = model_dir / CARD_NAME

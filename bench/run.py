@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,9 +56,10 @@ def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) 
     seed = model_speed.measure_seed_configuration(
         load_vocabulary(Path(directory) / "vocabulary.txt"), texts, seconds=seconds
     )
+    one_thread = model_one_thread(directory, best["batch_size"], seconds)
     return {
         "model_version": predictor.version,
-        "model_ceiling_msgs_per_s": best["messages_per_s"],
+        "model_one_thread_msgs_per_s": one_thread,
         "model_ceiling_batch_size": best["batch_size"],
         "model_by_batch": {str(r["batch_size"]): r["messages_per_s"] for r in signature},
         "naive_msgs_per_s": naive["messages_per_s"],
@@ -66,6 +68,31 @@ def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) 
     }
 
 
+def model_one_thread(directory: Path, batch_size: int, seconds: float) -> float:
+    """The serving signature's messages/s at `batch_size` with TensorFlow on one thread, as
+    the classifier runs it by default (a child process: pools are sized before the first op).
+    The ceiling above uses every core; the pipeline cannot, it shares them with Kafka."""
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.model_speed",
+        "--model",
+        str(directory),
+        "--threads",
+        "1",
+        "--signature-only",
+        "--batch-sizes",
+        str(batch_size),
+        "--seconds",
+        str(seconds),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(report["signature"][0]["messages_per_s"])
+
+
+# TensorFlow pool sizes tried for the classifier: one thread, or TensorFlow's one per core.
+SWEEP_INFERENCE_THREADS = (1, 0)
 SWEEP_BATCH_SIZES = (64, 128, 256, 512, 1024)
 SWEEP_MESSAGES = 15_000
 # A batch size within this fraction of the best drain rate counts as as fast: the smallest
@@ -113,6 +140,43 @@ def _drain(
         classifier.stop()
         raise
     return classifier, topic_in, topic_out, group, count / (done_at - ready_at)
+
+
+def choose_threads(
+    bootstrap: str,
+    messages: list[dict[str, Any]],
+    classifier_args: Sequence[str],
+    work_dir: Path,
+    batch_size: int,
+    count: int = SWEEP_MESSAGES,
+) -> dict[str, Any]:
+    """Drains `count` messages once per TensorFlow pool size; the fastest wins, and within
+    `SWEEP_TOLERANCE` of it the smallest pool (it leaves a core to the Kafka loop)."""
+    rates: dict[int, float] = {}
+    for threads in SWEEP_INFERENCE_THREADS:
+        args = [
+            *classifier_args,
+            f"--inference-threads={threads}",
+            f"--batch-size={batch_size}",
+            f"--batch-wait-ms={SWEEP_DRAIN_WAIT_MS}",
+        ]
+        classifier, *_, rate = _drain(bootstrap, messages, count, args, work_dir)
+        classifier.stop()
+        rates[threads] = rate
+        print(f"  inference threads {threads or 'one per core'}: {rate:,.0f} msgs/s", flush=True)
+    return pick_threads(rates)
+
+
+def pick_threads(rates: dict[int, float], cores: int | None = None) -> dict[str, Any]:
+    """The smallest TensorFlow pool (0 = one thread per core) whose drain rate is within
+    `SWEEP_TOLERANCE` of the best."""
+    cores = cores or os.cpu_count() or 1
+    best = max(rates.values())
+    fitting = [t for t, r in rates.items() if r >= (1 - SWEEP_TOLERANCE) * best]
+    return {
+        "chosen_inference_threads": min(fitting, key=lambda t: (t or cores, t == 0)),
+        "threads_sweep_msgs_per_s": {str(t): round(r, 1) for t, r in rates.items()},
+    }
 
 
 def choose_batching(
@@ -260,6 +324,10 @@ def markdown(result: dict[str, Any]) -> str:
             f"{result['model_ceiling_msgs_per_s']:,.0f} msgs/s",
         ),
         *((f"model at batch {b}", f"{v:,.0f} msgs/s") for b, v in result["model_by_batch"].items()),
+        (
+            f"model on one TensorFlow thread, batch {result['model_ceiling_batch_size']}",
+            f"{result['model_one_thread_msgs_per_s']:,.0f} msgs/s",
+        ),
         ("naive (one message per predict call)", f"{result['naive_msgs_per_s']:,.1f} msgs/s"),
         (
             f"seed configuration (seq 244, embed 300), batch {result['seed_config_batch_size']}",
@@ -270,6 +338,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"{result['pipeline_msgs_per_s']:,.0f} msgs/s",
         ),
         ("pipeline / ceiling", f"{result['pipeline_vs_ceiling']:.2f}"),
+        ("pipeline / model on one thread", f"{result['pipeline_vs_one_thread_model']:.2f}"),
         ("pipeline / naive", f"{result['pipeline_vs_naive']:,.0f}x"),
         ("ceiling / seed configuration", f"{result['ceiling_vs_seed_config']:.1f}x"),
         (
@@ -277,6 +346,15 @@ def markdown(result: dict[str, Any]) -> str:
             f"(half the drain rate, {result['latency_seconds']:.0f} s): p50 / p95 / p99 / max",
             f"{result['latency_p50_ms']:.0f} / {result['latency_p95_ms']:.0f} / "
             f"{result['latency_p99_ms']:.0f} / {result['latency_max_ms']:.0f} ms",
+        ),
+        (
+            "inference threads chosen (drain msgs/s by threads: "
+            + ", ".join(
+                f"{t if t != '0' else 'one per core'}: {r:,.0f}"
+                for t, r in result.get("threads_sweep_msgs_per_s", {}).items()
+            )
+            + ")",
+            str(result["chosen_inference_threads"] or "one per core"),
         ),
         (
             "batch size chosen (drain msgs/s by batch size: "
@@ -339,7 +417,11 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
     args = parser.parse_args(argv)
 
     from stocksent.local_kafka import LocalKafka, free_port_pair
-    from stream.settings import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_WAIT_MS
+    from stream.settings import (
+        DEFAULT_BATCH_SIZE,
+        DEFAULT_BATCH_WAIT_MS,
+        DEFAULT_INFERENCE_THREADS,
+    )
 
     started = time.time()
     messages = load_messages(args.data, args.messages + 40_000)
@@ -364,15 +446,24 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
         try:
             if args.no_sweep:
                 chosen = {
+                    "chosen_inference_threads": DEFAULT_INFERENCE_THREADS,
                     "chosen_batch_size": DEFAULT_BATCH_SIZE,
                     "chosen_batch_wait_ms": DEFAULT_BATCH_WAIT_MS,
                     "chosen_by": "not swept (--no-sweep): the current defaults",
                 }
             else:
-                print(f"choosing the batch size on {bootstrap} ...", flush=True)
-                chosen = choose_batching(bootstrap, messages, classifier_args, work)
+                print(f"choosing the inference threads on {bootstrap} ...", flush=True)
+                chosen = choose_threads(
+                    bootstrap, messages, classifier_args, work, DEFAULT_BATCH_SIZE
+                )
+                threads_arg = f"--inference-threads={chosen['chosen_inference_threads']}"
+                print("choosing the batch size ...", flush=True)
+                chosen |= choose_batching(
+                    bootstrap, messages, [*classifier_args, threads_arg], work
+                )
             result.update(chosen)
             classifier_args += [
+                f"--inference-threads={chosen['chosen_inference_threads']}",
                 f"--batch-size={chosen['chosen_batch_size']}",
                 f"--batch-wait-ms={chosen['chosen_batch_wait_ms']}",
             ]
@@ -387,6 +478,9 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
                 broker.down(wipe=True)
     result["pipeline_vs_ceiling"] = round(
         result["pipeline_msgs_per_s"] / result["model_ceiling_msgs_per_s"], 3
+    )
+    result["pipeline_vs_one_thread_model"] = round(
+        result["pipeline_msgs_per_s"] / result["model_one_thread_msgs_per_s"], 3
     )
     result["pipeline_vs_naive"] = round(
         result["pipeline_msgs_per_s"] / result["naive_msgs_per_s"], 1
