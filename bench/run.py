@@ -59,6 +59,7 @@ def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) 
     one_thread = model_one_thread(directory, best["batch_size"], seconds)
     return {
         "model_version": predictor.version,
+        "model_ceiling_msgs_per_s": best["messages_per_s"],
         "model_one_thread_msgs_per_s": one_thread,
         "model_ceiling_batch_size": best["batch_size"],
         "model_by_batch": {str(r["batch_size"]): r["messages_per_s"] for r in signature},
@@ -348,20 +349,24 @@ def markdown(result: dict[str, Any]) -> str:
             f"{result['latency_p99_ms']:.0f} / {result['latency_max_ms']:.0f} ms",
         ),
         (
-            "inference threads chosen (drain msgs/s by threads: "
-            + ", ".join(
-                f"{t if t != '0' else 'one per core'}: {r:,.0f}"
-                for t, r in result.get("threads_sweep_msgs_per_s", {}).items()
-            )
-            + ")",
+            "inference threads chosen"
+            + _sweep_note(
+                "drain msgs/s by threads",
+                {
+                    (t if t != "0" else "one per core"): f"{r:,.0f}"
+                    for t, r in result.get("threads_sweep_msgs_per_s", {}).items()
+                },
+            ),
             str(result["chosen_inference_threads"] or "one per core"),
         ),
         (
-            "batch size chosen (drain msgs/s by batch size: "
-            + ", ".join(f"{b}: {r:,.0f}" for b, r in result.get("sweep_msgs_per_s", {}).items())
-            + "; p99 ms by wait: "
-            + ", ".join(f"{w} ms: {v:,.0f}" for w, v in result.get("wait_sweep_p99_ms", {}).items())
-            + ")",
+            "batch size chosen"
+            + _sweep_note(
+                "drain msgs/s by batch size",
+                {b: f"{r:,.0f}" for b, r in result.get("sweep_msgs_per_s", {}).items()},
+                "p99 ms by wait",
+                {f"{w} ms": f"{v:,.0f}" for w, v in result.get("wait_sweep_p99_ms", {}).items()},
+            ),
             f"{result['chosen_batch_size']}, wait {result['chosen_batch_wait_ms']} ms",
         ),
         ("classifier peak RSS", f"{result['rss_mb']:,.0f} MB"),
@@ -378,6 +383,16 @@ def markdown(result: dict[str, Any]) -> str:
         *(f"| {a} | {b} |" for a, b in rows),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _sweep_note(*parts: Any) -> str:
+    """` (title: k: v, ...; title: ...)` for the sweeps that ran, or ` (not swept)`."""
+    shown = [
+        f"{title}: " + ", ".join(f"{k}: {v}" for k, v in figures.items())
+        for title, figures in zip(parts[::2], parts[1::2], strict=True)
+        if figures
+    ]
+    return f" ({'; '.join(shown)})" if shown else " (not swept)"
 
 
 def update_readme(table: str, readme: Path = README) -> bool:
