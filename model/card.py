@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from model.distill import describe
+
 CARD_NAME = "MODEL_CARD.md"
 SPEED_BEGIN = "<!-- speed:begin -->"
 SPEED_END = "<!-- speed:end -->"
@@ -162,7 +164,7 @@ of training on {manifest.get("machine", "this machine")}.
   LSTMs, L2 on the kernels, word dropout {train.get("word_dropout", 0.0)} (that
   share of training tokens becomes OOV, fresh each epoch){_ema(train)}; early stopping on val with best weights restored
   (the model overfits after a few epochs).
-- **Smaller, faster network**: the seed's Embedding(300) → LSTM(128) → LSTM(64)
+{describe(train)}- **Smaller, faster network**: the seed's Embedding(300) → LSTM(128) → LSTM(64)
   became the sizes above, chosen for accuracy *and* inference speed (LSTM(96) →
   LSTM(48) reached the same val accuracy in our runs).
 - **A lean inference graph** (`model/serving.py`): the SavedModel does not run

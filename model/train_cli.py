@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from model.distill import TEACHERS
 from model.machine import cpu_model
 from model.network import NetworkConfig
 from model.training import TrainingConfig
@@ -49,6 +50,21 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--lr-monitor", choices=("val_loss", "val_accuracy"), default=DEFAULT_TRAINING.lr_monitor
     )
+    p.add_argument(
+        "--distill-from",
+        choices=TEACHERS,
+        default=DEFAULT_TRAINING.distill_from,
+        help="teacher for soft targets: TF-IDF (words, or words + chars) + LR, "
+        "out-of-fold on train",
+    )
+    p.add_argument(
+        "--soft-target-weight",
+        type=float,
+        default=DEFAULT_TRAINING.soft_target_weight,
+        help="w: train on (1 - w) * tag + w * teacher probability",
+    )
+    p.add_argument("--distill-folds", type=int, default=DEFAULT_TRAINING.distill_folds)
+    p.add_argument("--teacher-c", type=float, default=DEFAULT_TRAINING.teacher_c)
     p.add_argument("--embedding-dim", type=int, default=DEFAULT_NETWORK.embedding_dim)
     p.add_argument(
         "--lstm-units",
@@ -134,6 +150,10 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
         word_dropout=args.word_dropout,
         ema_momentum=args.ema_momentum,
         lr_monitor=args.lr_monitor,
+        distill_from=args.distill_from,
+        soft_target_weight=args.soft_target_weight,
+        distill_folds=args.distill_folds,
+        teacher_c=args.teacher_c,
     )
     trained = train(splits["train"], splits["val"], network_config, training_config, emit)
 

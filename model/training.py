@@ -33,6 +33,11 @@ class TrainingConfig:
     word_dropout: float = 0.0  # share of train tokens replaced by OOV each epoch
     ema_momentum: float = 0.0  # > 0: validate, keep and export the weights' moving average
     lr_monitor: str = "val_loss"  # what ReduceLROnPlateau watches: val_loss or val_accuracy
+    # Distillation (model.distill): train on (1 - w) * tag + w * teacher probability.
+    distill_from: str = "none"  # "none", "tfidf-oof" or "tfidf-char-oof" (model.distill)
+    soft_target_weight: float = 0.0  # w
+    distill_folds: int = 5
+    teacher_c: float = 4.0  # the teacher's LR regularisation (the baseline's val choice)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -92,6 +97,95 @@ def make_dataset(
 
         ds = ds.map(drop_words)
     return ds.map(lambda x, y: (pad_ids(x), y)).prefetch(2)
+
+
+def soft_target_loss(y_true: Any, y_pred: Any) -> Any:
+    """Cross-entropy against column 1 of y_true (the blended target); column 0 is the tag."""
+    return keras.losses.binary_crossentropy(y_true[:, 1:2], y_pred)
+
+
+def tag_accuracy(y_true: Any, y_pred: Any) -> Any:
+    """Accuracy against column 0 of y_true: the author's tag, never the soft target."""
+    return keras.metrics.binary_accuracy(y_true[:, 0:1], y_pred)
+
+
+def distillation_targets(
+    train_set: LabeledMessages,
+    config: TrainingConfig,
+    emit: Callable[[str], None],
+    val_set: LabeledMessages | None = None,
+    network_config: NetworkConfig | None = None,
+) -> np.ndarray | None:
+    """(n, 2) float32 [tag, blended target] for train, or None when not distilling.
+
+    LSTM teachers (`lstm+...`) need `val_set` (their early stopping) and `network_config`.
+    """
+    from model.distill import blend_targets, teacher_parts, teacher_probabilities
+
+    if config.distill_from == "none" or config.soft_target_weight == 0.0:
+        return None
+    lstm, tfidf = teacher_parts(config.distill_from)
+    teacher = teacher_probabilities(
+        tfidf or "none",
+        train_set.texts,
+        train_set.labels,
+        config.distill_folds,
+        config.teacher_c,
+        config.seed,
+    )
+    assert teacher is not None
+
+    def report(name: str, probabilities: np.ndarray) -> None:
+        agree = float(np.mean((probabilities >= 0.5) == (train_set.labels == 1)))
+        emit(f"teacher {name}: out-of-fold accuracy on train {agree:.4f}")
+
+    report(str(tfidf), teacher)
+    if lstm:
+        if val_set is None or network_config is None:
+            raise ValueError("LSTM teachers need the val split and the network config")
+        lstms = lstm_out_of_fold(train_set, val_set, network_config, config, emit)
+        report("lstm", lstms)
+        teacher = (teacher + lstms) / 2
+        report(config.distill_from, teacher)
+    emit(f"soft-target weight {config.soft_target_weight}")
+    targets = blend_targets(train_set.labels, teacher, config.soft_target_weight)
+    return np.stack([train_set.labels.astype(np.float32), targets], axis=1)
+
+
+def lstm_out_of_fold(
+    train_set: LabeledMessages,
+    val_set: LabeledMessages,
+    network_config: NetworkConfig,
+    config: TrainingConfig,
+    emit: Callable[[str], None],
+) -> np.ndarray:
+    """P(bullish) for each train message from an LSTM trained on the other folds."""
+    from dataclasses import replace
+
+    from model.distill import fold_assignment
+
+    plain = replace(config, distill_from="none", soft_target_weight=0.0)
+    assignment = fold_assignment(len(train_set), config.distill_folds, config.seed)
+    out = np.zeros(len(train_set), dtype=np.float32)
+    for fold in range(config.distill_folds):
+        held = np.flatnonzero(assignment == fold)
+        kept = np.flatnonzero(assignment != fold)
+
+        def subset(rows: np.ndarray) -> LabeledMessages:
+            return replace(
+                train_set,
+                texts=[train_set.texts[i] for i in rows],
+                labels=train_set.labels[rows],
+            )
+
+        emit(f"teacher lstm: fold {fold + 1}/{config.distill_folds}")
+        teacher = train(subset(kept), val_set, network_config, plain, emit)
+        encoder = TokenEncoder(teacher.vocabulary)
+        ids = encoder.encode(tokenize_messages(subset(held).texts))
+        held_ds = make_dataset(ids, np.zeros(len(held)), 1024, None)
+        out[held] = teacher.network.predict(held_ds, verbose=0)[:, 0]
+        keras.backend.clear_session()
+    return out
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -154,10 +248,15 @@ def train(
     encoder = TokenEncoder(vocabulary)
     train_ids = encoder.encode(train_tokens)
     val_ids = encoder.encode(tokenize_messages(val_set.texts))
+    distill = distillation_targets(train_set, config, emit, val_set, network_config)
+    if distill is not None:
+        set_seeds(config.seed)  # the student starts as it would without teachers
+    train_targets = train_set.labels if distill is None else distill
+    val_targets = val_set.labels if distill is None else np.stack([val_set.labels] * 2, axis=1)
     train_ds = make_dataset(
-        train_ids, train_set.labels, config.batch_size, config.seed, config.word_dropout
+        train_ids, train_targets, config.batch_size, config.seed, config.word_dropout
     )
-    val_ds = make_dataset(val_ids, val_set.labels, 1024, None)
+    val_ds = make_dataset(val_ids, val_targets, 1024, None)
 
     network = build_network(len(vocabulary), network_config)
     use_ema = config.ema_momentum > 0
@@ -168,8 +267,14 @@ def train(
             use_ema=use_ema,
             ema_momentum=config.ema_momentum if use_ema else 0.99,
         ),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
+        # Distilling, targets are (tag, blended target) pairs: the loss fits the blend,
+        # "accuracy" (and so early stopping's val_accuracy) still counts the tags.
+        loss="binary_crossentropy" if distill is None else soft_target_loss,
+        metrics=(
+            ["accuracy"]
+            if distill is None
+            else [keras.metrics.MeanMetricWrapper(tag_accuracy, name="accuracy")]
+        ),
     )
     steps = math.ceil(len(train_set) / config.batch_size)
     log = EpochLog(steps, config.epochs, emit)

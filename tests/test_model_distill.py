@@ -1,0 +1,180 @@
+"""Distillation targets (model.distill): folds, blending, the out-of-fold teacher."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.distill import (
+    blend_targets,
+    describe,
+    fold_assignment,
+    out_of_fold_tfidf,
+    teacher_probabilities,
+)
+from model.training import TrainingConfig, distillation_targets
+
+
+def test_fold_assignment_is_balanced_seeded_and_covers_every_row() -> None:
+    folds = fold_assignment(103, 5, seed=7)
+    assert folds.shape == (103,)
+    counts = np.bincount(folds, minlength=5)
+    assert counts.sum() == 103 and counts.max() - counts.min() <= 1
+    assert np.array_equal(folds, fold_assignment(103, 5, seed=7))
+    assert not np.array_equal(folds, fold_assignment(103, 5, seed=8))
+
+
+@pytest.mark.parametrize(("n", "k"), [(10, 1), (3, 5)])
+def test_fold_assignment_rejects_impossible_splits(n: int, k: int) -> None:
+    with pytest.raises(ValueError):
+        fold_assignment(n, k, seed=0)
+
+
+def test_blend_targets_mixes_tag_and_teacher() -> None:
+    labels = np.array([1, 0, 1, 0], dtype=np.int32)
+    teacher = np.array([0.9, 0.2, 0.0, 1.0])
+    out = blend_targets(labels, teacher, 0.25)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [0.975, 0.05, 0.75, 0.25], atol=1e-6)
+    np.testing.assert_allclose(blend_targets(labels, teacher, 0.0), labels)
+    np.testing.assert_allclose(blend_targets(labels, teacher, 1.0), teacher, atol=1e-7)
+
+
+def test_blend_targets_keeps_the_tag_side_up_to_half_weight() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 500)
+    teacher = rng.random(500)
+    out = blend_targets(labels, teacher, 0.49)
+    assert np.array_equal(out > 0.5, labels == 1)
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5])
+def test_blend_targets_rejects_bad_weights(weight: float) -> None:
+    with pytest.raises(ValueError):
+        blend_targets(np.array([1]), np.array([0.5]), weight)
+
+
+def test_blend_targets_rejects_bad_teacher() -> None:
+    with pytest.raises(ValueError):
+        blend_targets(np.array([1, 0]), np.array([0.5]), 0.5)
+    with pytest.raises(ValueError):
+        blend_targets(np.array([1]), np.array([1.2]), 0.5)
+
+
+def _toy(n: int = 200) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, n)
+    words = {1: ["moon", "calls", "rip higher"], 0: ["puts", "crash", "dump it"]}
+    texts = [f"$SPY {words[int(y)][i % 3]} today {i}" for i, y in enumerate(labels)]
+    return texts, labels
+
+
+def test_out_of_fold_teacher_learns_and_is_deterministic() -> None:
+    texts, labels = _toy()
+    probs = out_of_fold_tfidf(texts, labels, folds=4, c=4.0, seed=1)
+    assert probs.shape == (200,) and probs.dtype == np.float32
+    assert np.all((probs >= 0) & (probs <= 1))
+    assert np.mean((probs >= 0.5) == (labels == 1)) > 0.9
+    np.testing.assert_array_equal(probs, out_of_fold_tfidf(texts, labels, folds=4, c=4.0, seed=1))
+
+
+def test_out_of_fold_means_a_row_never_trains_its_own_teacher() -> None:
+    # Flipping one row's tag changes the teachers of the other folds, never the
+    # score of that row itself: its teacher was fitted without it.
+    texts, labels = _toy()
+    before = out_of_fold_tfidf(texts, labels, folds=4, c=4.0, seed=1)
+    flipped = labels.copy()
+    flipped[0] = 1 - flipped[0]
+    after = out_of_fold_tfidf(texts, flipped, folds=4, c=4.0, seed=1)
+    assert after[0] == before[0]
+    assert not np.array_equal(after, before)
+
+
+def test_teacher_probabilities_by_name() -> None:
+    texts, labels = _toy(40)
+    assert teacher_probabilities("none", texts, labels, 4, 1.0, 0) is None
+    with pytest.raises(ValueError):
+        teacher_probabilities("lstm", texts, labels, 4, 1.0, 0)
+
+
+def test_distillation_targets_pairs_tag_and_blend() -> None:
+    from pathlib import Path
+
+    from model.data import LabeledMessages
+
+    texts, labels = _toy(60)
+    data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
+    assert distillation_targets(data, TrainingConfig(), lambda _: None) is None
+    config = TrainingConfig(distill_from="tfidf-oof", soft_target_weight=0.4, distill_folds=3)
+    lines: list[str] = []
+    pairs = distillation_targets(data, config, lines.append)
+    assert pairs is not None and pairs.shape == (60, 2) and pairs.dtype == np.float32
+    np.testing.assert_array_equal(pairs[:, 0], labels)
+    assert np.array_equal(pairs[:, 1] > 0.5, labels == 1)
+    assert lines and "out-of-fold accuracy" in lines[0]
+
+
+def test_describe_names_the_teacher_only_when_distilling() -> None:
+    assert describe({"distill_from": "none", "soft_target_weight": 0.5}) == ""
+    assert describe({"distill_from": "tfidf-oof", "soft_target_weight": 0.0}) == ""
+    text = describe(
+        {
+            "distill_from": "tfidf-oof",
+            "soft_target_weight": 0.5,
+            "teacher_c": 4.0,
+            "distill_folds": 5,
+        }
+    )
+    assert "out-of-fold" in text and "0.5" in text and "5 folds" in text
+
+
+def test_soft_target_loss_and_tag_accuracy_read_their_columns() -> None:
+    from model.training import soft_target_loss, tag_accuracy
+
+    y_true = np.array([[1.0, 0.7], [0.0, 0.2]], dtype=np.float32)
+    y_pred = np.array([[0.6], [0.4]], dtype=np.float32)
+    acc = np.asarray(tag_accuracy(y_true, y_pred))
+    np.testing.assert_allclose(acc.ravel(), [1.0, 1.0])
+    loss = np.asarray(soft_target_loss(y_true, y_pred)).ravel()
+    expected = -(
+        np.array([0.7, 0.2]) * np.log([0.6, 0.4]) + np.array([0.3, 0.8]) * np.log([0.4, 0.6])
+    )
+    np.testing.assert_allclose(loss, expected, rtol=1e-4)
+
+
+def test_teacher_parts_name_the_components() -> None:
+    from model.distill import TEACHERS, teacher_parts
+
+    assert teacher_parts("none") == (False, None)
+    assert teacher_parts("tfidf-oof") == (False, "tfidf-oof")
+    assert teacher_parts("lstm+tfidf-char-oof") == (True, "tfidf-char-oof")
+    for name in TEACHERS:
+        lstm, tfidf = teacher_parts(name)
+        assert lstm == name.startswith("lstm+")
+        assert (tfidf is None) == (name == "none")
+    with pytest.raises(ValueError):
+        teacher_parts("lstm")
+
+
+def test_describe_names_lstm_teachers() -> None:
+    text = describe(
+        {
+            "distill_from": "lstm+tfidf-char-oof",
+            "soft_target_weight": 0.5,
+            "teacher_c": 2.0,
+            "distill_folds": 5,
+        }
+    )
+    assert "LSTMs" in text and "character 2-5 grams" in text
+
+
+def test_lstm_teachers_need_val_and_network() -> None:
+    from pathlib import Path
+
+    from model.data import LabeledMessages
+
+    texts, labels = _toy(60)
+    data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
+    config = TrainingConfig(distill_from="lstm+tfidf-oof", soft_target_weight=0.5, distill_folds=3)
+    with pytest.raises(ValueError):
+        distillation_targets(data, config, lambda _: None)
