@@ -3,14 +3,9 @@ classifier's start-up time and peak memory. Used by `stocksent bench` (bench/run
 
 from __future__ import annotations
 
-import signal
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,35 +13,8 @@ import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from stocksent.service_process import ServiceProcess
 from stocksent.topics_cli import ensure_topics
-
-
-@dataclass
-class ClassifierProcess:
-    """A `stocksent classify` child process and how long it took to become ready."""
-
-    process: subprocess.Popen[bytes]
-    metrics_port: int
-    startup_s: float
-    log_path: Path
-
-    def peak_rss_mb(self) -> float:
-        """Peak resident set size (VmHWM) of the process, in MiB."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("VmHWM not found")
-
-    def stop(self) -> int:
-        """SIGTERM, then wait; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
 
 
 def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
@@ -80,50 +48,20 @@ def start_classifier(
     output_topic: str,
     dlq_topic: str,
     group_id: str,
-    metrics_port: int,
     log_path: Path,
     extra_args: Sequence[str] = (),
     ready_timeout_s: float = 120.0,
-) -> ClassifierProcess:
+) -> ServiceProcess:
     """Starts `stocksent classify` and waits for /readyz; start-up time is spawn to ready."""
-    argv = [
-        sys.executable,
-        "-m",
-        "stocksent.cli",
-        "classify",
-        "--bootstrap-servers",
-        bootstrap,
-        "--input-topic",
-        input_topic,
-        "--output-topic",
-        output_topic,
-        "--dlq-topic",
-        dlq_topic,
-        "--group-id",
-        group_id,
-        "--metrics-port",
-        str(metrics_port),
-        *extra_args,
-    ]
-    log = log_path.open("wb")
-    started = time.monotonic()
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    deadline = started + ready_timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"classifier exited with {process.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return ClassifierProcess(
-                        process, metrics_port, time.monotonic() - started, log_path
-                    )
-        except OSError:
-            pass
-        time.sleep(0.05)
-    process.kill()
-    raise TimeoutError(f"classifier not ready after {ready_timeout_s}s; see {log_path}")
+    args = ["--bootstrap-servers", bootstrap, "--input-topic", input_topic]
+    args += ["--output-topic", output_topic, "--dlq-topic", dlq_topic, "--group-id", group_id]
+    classifier = ServiceProcess("classify", [*args, *extra_args], log_path)
+    try:
+        classifier.wait_ready(ready_timeout_s)
+    except BaseException:
+        classifier.terminate()
+        raise
+    return classifier
 
 
 def committed_total(admin: KafkaAdminClient, group_id: str, topic: str) -> int:

@@ -116,7 +116,6 @@ def _drain(
     (classifier process, input topic, output topic, group, drain rate in msgs/s), the rate
     timed from classifier-ready to the commit of the last record."""
     from bench import pipeline
-    from stocksent.local_kafka import free_port_pair
 
     run_id = uuid.uuid4().hex[:8]
     topic_in, topic_out, topic_dlq = (f"bench.{n}.{run_id}" for n in ("in", "out", "dlq"))
@@ -130,7 +129,6 @@ def _drain(
         topic_out,
         topic_dlq,
         group,
-        free_port_pair(),
         work_dir / f"classifier-{run_id}.log",
         classifier_args,
     )
@@ -138,7 +136,7 @@ def _drain(
         ready_at = time.monotonic()
         done_at = pipeline.wait_committed(bootstrap, group, topic_in, count, timeout_s=900)
     except BaseException:
-        classifier.stop()
+        classifier.terminate()
         raise
     return classifier, topic_in, topic_out, group, count / (done_at - ready_at)
 
@@ -162,7 +160,7 @@ def choose_threads(
             f"--batch-wait-ms={SWEEP_DRAIN_WAIT_MS}",
         ]
         classifier, *_, rate = _drain(bootstrap, messages, count, args, work_dir)
-        classifier.stop()
+        classifier.terminate()
         rates[threads] = rate
         print(f"  inference threads {threads or 'one per core'}: {rate:,.0f} msgs/s", flush=True)
     return pick_threads(rates)
@@ -200,7 +198,7 @@ def choose_batching(
             str(SWEEP_DRAIN_WAIT_MS),
         ]
         classifier, *_, rate = _drain(bootstrap, messages, count, args, work_dir)
-        classifier.stop()
+        classifier.terminate()
         rates[size] = rate
         print(f"  batch {size}: {rate:,.0f} msgs/s", flush=True)
     chosen = pick_batching(rates) | {"sweep_messages": count}
@@ -251,7 +249,7 @@ def choose_wait(
                 bootstrap, topic_in, topic_out, messages[1000:], offered_rate, seconds
             )
         finally:
-            classifier.stop()
+            classifier.terminate()
         p99[wait] = figures["latency_p99_ms"]
         print(f"  wait {wait} ms: p99 {p99[wait]:,.0f} ms", flush=True)
     chosen = min(p99, key=lambda w: (p99[w], -w))
@@ -288,7 +286,7 @@ def pipeline_figures(
         )
         rss = classifier.peak_rss_mb()
     finally:
-        exit_code = classifier.stop()
+        exit_code = classifier.terminate()
     return {
         "pipeline_messages": drain_count,
         "pipeline_msgs_per_s": round(drain_rate, 1),

@@ -6,13 +6,8 @@ from __future__ import annotations
 import csv
 import gzip
 import html
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from stocksent.local_kafka import free_port
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from stocksent.service_process import ServiceProcess
 
 # ---- models --------------------------------------------------------------------------------
 
@@ -307,75 +300,11 @@ def fake_records(
 # ---- running the real service -----------------------------------------------------------
 
 
-class ClassifierProcess:
-    """`python -m stocksent.cli classify ...` as a child process, with its metrics port."""
+class ClassifierProcess(ServiceProcess):
+    """`stocksent classify --bootstrap-servers BOOTSTRAP ARGS...` as a child process."""
 
     def __init__(self, bootstrap: str, args: Sequence[str], log_path: Path) -> None:
-        self.metrics_port = free_port()
-        self.log_path = log_path
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        command = [
-            sys.executable,
-            "-m",
-            "stocksent.cli",
-            "classify",
-            "--bootstrap-servers",
-            bootstrap,
-            "--metrics-port",
-            str(self.metrics_port),
-            *args,
-        ]
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    def get(self, path: str, timeout: float = 2.0) -> tuple[int, str]:
-        """HTTP GET on the metrics port: (status, body)."""
-        url = f"http://127.0.0.1:{self.metrics_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as reply:
-                return reply.status, reply.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        """Waits for /readyz to answer 200 (model loaded, partitions assigned)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"classifier exited early:\n{self.log()}")
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"classifier not ready after {timeout}s:\n{self.log()}")
-
-    def kill(self) -> None:
-        """kill -9."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._log.close()
-
-    def terminate(self, timeout: float = 15.0) -> int:
-        """SIGTERM; the exit code (the service should exit 0 within a few seconds)."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=timeout)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-            self._log.close()
-        return code
-
-    def log(self) -> str:
-        """The child's combined output so far."""
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-6000:]
+        super().__init__("classify", ["--bootstrap-servers", bootstrap, *args], log_path)
 
 
 class ThreadedClassifier:

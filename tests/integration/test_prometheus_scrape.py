@@ -11,23 +11,19 @@ show traffic, every rule evaluates healthy, and the contract's core series exist
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from stocksent.local_kafka import free_port
+from stocksent.service_process import ServiceProcess
 from tests.classifier_support import ClassifierProcess, model_spec
 from tests.kafka_support import produce, unique_name
 from tests.polling import wait_for
 from tests.prometheus_support import (
     CLASSIFIER_JOB,
     PRODUCER_JOB,
-    REPO_ROOT,
     PrometheusError,
     RunningPrometheus,
     dashboard_panels,
@@ -65,52 +61,17 @@ BAD_RECORDS = [
 ]
 
 
-class ProducerProcess:
-    """`python -m stocksent.cli produce --synthetic ...` as a child process."""
+class ProducerProcess(ServiceProcess):
+    """`stocksent produce --synthetic ...` as a child process."""
 
     def __init__(self, bootstrap: str, topic: str, workdir: Path) -> None:
-        self.metrics_port = free_port()
-        self.log_path = workdir / "producer.log"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        command = [
-            sys.executable,
-            "-m",
-            "stocksent.cli",
-            "produce",
-            "--synthetic",
-            "--rate",
-            "40",
-            "--seed",
-            "7",
-            "--topic",
-            topic,
-            "--bootstrap-servers",
-            bootstrap,
-            "--metrics-port",
-            str(self.metrics_port),
-            "--state",
-            str(workdir / "producer-state.json"),
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+        args = ["--synthetic", "--rate", "40", "--seed", "7", "--topic", topic]
+        args += ["--bootstrap-servers", bootstrap, "--state", str(workdir / "producer-state.json")]
+        super().__init__("produce", args, workdir / "producer.log")
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGINT (flush and exit 0); SIGKILL if it lingers. The exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        return int(self.process.returncode)
-
-    def log(self) -> str:
-        """The child's output (tail)."""
-        return self.log_path.read_text(errors="replace")[-4000:]
+        return self.terminate(timeout, signal.SIGINT)
 
 
 @pytest.fixture
