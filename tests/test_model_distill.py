@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -98,8 +100,6 @@ def test_teacher_probabilities_by_name() -> None:
 
 
 def test_distillation_targets_pairs_tag_and_blend() -> None:
-    from pathlib import Path
-
     from model.data import LabeledMessages
 
     texts, labels = _toy(60)
@@ -169,8 +169,6 @@ def test_describe_names_lstm_teachers() -> None:
 
 
 def test_lstm_teachers_need_val_and_network() -> None:
-    from pathlib import Path
-
     from model.data import LabeledMessages
 
     texts, labels = _toy(60)
@@ -178,3 +176,28 @@ def test_lstm_teachers_need_val_and_network() -> None:
     config = TrainingConfig(distill_from="lstm+tfidf-oof", soft_target_weight=0.5, distill_folds=3)
     with pytest.raises(ValueError):
         distillation_targets(data, config, lambda _: None)
+
+
+@pytest.mark.slow
+def test_train_cli_distills_and_records_it(tmp_path: Path) -> None:
+    import json
+
+    from model import train_cli
+    from tests.test_model_cli import write_split
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for seed, split in enumerate(("train", "val", "test")):
+        write_split(data / f"{split}.csv.gz", 200, seed)
+    out = tmp_path / "model"
+    argv = [
+        "--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "64",
+        "--embedding-dim", "8", "--lstm-units", "8,4", "--no-baseline",
+        "--distill-from", "lstm+tfidf-oof", "--soft-target-weight", "0.5", "--distill-folds", "2",
+    ]  # fmt: skip
+    assert train_cli.main(argv, prog="stocksent train") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["training"]["distill_from"] == "lstm+tfidf-oof"
+    assert manifest["training"]["soft_target_weight"] == 0.5
+    assert "--distill-from lstm+tfidf-oof" in manifest["rebuild_command"]
+    assert "**Distillation**" in (out / "MODEL_CARD.md").read_text()
