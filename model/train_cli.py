@@ -65,6 +65,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--distill-folds", type=int, default=DEFAULT_TRAINING.distill_folds)
     p.add_argument("--teacher-c", type=float, default=DEFAULT_TRAINING.teacher_c)
+    p.add_argument(
+        "--teacher-cache",
+        type=Path,
+        default=None,
+        help="directory that keeps distillation teachers' probabilities between runs "
+        "(keyed by data and settings; does not change the model)",
+    )
     p.add_argument("--embedding-dim", type=int, default=DEFAULT_NETWORK.embedding_dim)
     p.add_argument(
         "--lstm-units",
@@ -155,7 +162,14 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
         distill_folds=args.distill_folds,
         teacher_c=args.teacher_c,
     )
-    trained = train(splits["train"], splits["val"], network_config, training_config, emit)
+    trained = train(
+        splits["train"],
+        splits["val"],
+        network_config,
+        training_config,
+        emit,
+        teacher_cache=args.teacher_cache,
+    )
 
     out: Path = args.out
     export_savedmodel(

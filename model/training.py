@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -115,15 +116,65 @@ def distillation_targets(
     emit: Callable[[str], None],
     val_set: LabeledMessages | None = None,
     network_config: NetworkConfig | None = None,
+    teacher_cache: Path | None = None,
 ) -> np.ndarray | None:
     """(n, 2) float32 [tag, blended target] for train, or None when not distilling.
 
     LSTM teachers (`lstm+...`) need `val_set` (their early stopping) and `network_config`.
     """
-    from model.distill import blend_targets, teacher_parts, teacher_probabilities
+    from model.distill import blend_targets
 
     if config.distill_from == "none" or config.soft_target_weight == 0.0:
         return None
+    cached = None
+    if teacher_cache is not None:
+        key = teacher_cache_key(train_set, val_set, network_config, config)
+        cached = teacher_cache / f"teacher-{key}.npy"
+    if cached is not None and cached.is_file():
+        teacher = np.load(cached)
+        emit(f"teacher {config.distill_from}: from {cached}")
+    else:
+        teacher = _teacher(train_set, config, emit, val_set, network_config)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cached, teacher)
+    emit(f"soft-target weight {config.soft_target_weight}")
+    targets = blend_targets(train_set.labels, teacher, config.soft_target_weight)
+    return np.stack([train_set.labels.astype(np.float32), targets], axis=1)
+
+
+def teacher_cache_key(
+    train_set: LabeledMessages,
+    val_set: LabeledMessages | None,
+    network_config: NetworkConfig | None,
+    config: TrainingConfig,
+) -> str:
+    """Hash of what decides the teachers: data, network, training settings but the
+    soft-target weight (a student-only setting)."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    settings = {k: v for k, v in config.to_dict().items() if k != "soft_target_weight"}
+    network = network_config.to_dict() if network_config is not None else None
+    digest.update(json.dumps([settings, network], sort_keys=True).encode())
+    for part in (train_set, val_set):
+        if part is not None:
+            digest.update("\0".join(part.texts).encode("utf-8", "surrogatepass"))
+            digest.update(np.asarray(part.labels, dtype=np.int32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _teacher(
+    train_set: LabeledMessages,
+    config: TrainingConfig,
+    emit: Callable[[str], None],
+    val_set: LabeledMessages | None,
+    network_config: NetworkConfig | None,
+) -> np.ndarray:
+    """The configured teacher's out-of-fold probabilities on train."""
+    from model.distill import teacher_parts, teacher_probabilities
+
     lstm, tfidf = teacher_parts(config.distill_from)
     teacher = teacher_probabilities(
         tfidf or "none",
@@ -147,9 +198,7 @@ def distillation_targets(
         report("lstm", lstms)
         teacher = (teacher + lstms) / 2
         report(config.distill_from, teacher)
-    emit(f"soft-target weight {config.soft_target_weight}")
-    targets = blend_targets(train_set.labels, teacher, config.soft_target_weight)
-    return np.stack([train_set.labels.astype(np.float32), targets], axis=1)
+    return teacher
 
 
 def lstm_out_of_fold(
@@ -235,8 +284,14 @@ def train(
     network_config: NetworkConfig,
     config: TrainingConfig,
     emit: Callable[[str], None] = print,
+    teacher_cache: Path | None = None,
 ) -> TrainedModel:
-    """Build the vocabulary on train, fit with early stopping on val."""
+    """Build the vocabulary on train, fit with early stopping on val.
+
+    `teacher_cache`: a directory keeping distillation teachers' probabilities, keyed
+    by everything that decides them (`teacher_cache_key`), so that trying student
+    settings does not retrain the same teachers.
+    """
     set_seeds(config.seed)
     started = time.perf_counter()
     train_tokens = tokenize_messages(train_set.texts)
@@ -248,7 +303,7 @@ def train(
     encoder = TokenEncoder(vocabulary)
     train_ids = encoder.encode(train_tokens)
     val_ids = encoder.encode(tokenize_messages(val_set.texts))
-    distill = distillation_targets(train_set, config, emit, val_set, network_config)
+    distill = distillation_targets(train_set, config, emit, val_set, network_config, teacher_cache)
     if distill is not None:
         set_seeds(config.seed)  # the student starts as it would without teachers
     train_targets = train_set.labels if distill is None else distill

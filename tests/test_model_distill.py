@@ -201,3 +201,41 @@ def test_train_cli_distills_and_records_it(tmp_path: Path) -> None:
     assert manifest["training"]["soft_target_weight"] == 0.5
     assert "--distill-from lstm+tfidf-oof" in manifest["rebuild_command"]
     assert "**Distillation**" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_teacher_cache_key_ignores_only_the_student_weight() -> None:
+    from model.data import LabeledMessages
+    from model.network import NetworkConfig
+    from model.training import teacher_cache_key
+
+    texts, labels = _toy(30)
+    data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
+    net = NetworkConfig()
+    base = TrainingConfig(distill_from="tfidf-oof", soft_target_weight=0.5)
+    key = teacher_cache_key(data, data, net, base)
+    same = TrainingConfig(distill_from="tfidf-oof", soft_target_weight=0.7)
+    assert teacher_cache_key(data, data, net, same) == key
+    for other in (
+        TrainingConfig(distill_from="tfidf-oof", soft_target_weight=0.5, seed=1),
+        TrainingConfig(distill_from="tfidf-char-oof", soft_target_weight=0.5),
+    ):
+        assert teacher_cache_key(data, data, net, other) != key
+    assert teacher_cache_key(data, data, NetworkConfig(lstm_units=(8, 4)), base) != key
+    flipped = LabeledMessages(texts, (1 - labels).astype(np.int32), Path("toy"))
+    assert teacher_cache_key(flipped, data, net, base) != key
+
+
+def test_teacher_cache_is_reused(tmp_path: Path) -> None:
+    from model.data import LabeledMessages
+
+    texts, labels = _toy(60)
+    data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
+    config = TrainingConfig(distill_from="tfidf-oof", soft_target_weight=0.5, distill_folds=3)
+    lines: list[str] = []
+    first = distillation_targets(data, config, lines.append, teacher_cache=tmp_path)
+    assert len(list(tmp_path.glob("teacher-*.npy"))) == 1
+    lines.clear()
+    again = distillation_targets(data, config, lines.append, teacher_cache=tmp_path)
+    assert any("from" in line for line in lines)
+    assert first is not None and again is not None
+    np.testing.assert_array_equal(first, again)
