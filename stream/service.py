@@ -2,13 +2,13 @@
 
 Inference runs on a worker thread (TensorFlow releases the GIL), so while the model scores
 batch N+1 the loop publishes and commits batch N and fetches the records of N+2. Batches are
-still published and committed one at a time, in order, on the loop's thread; at most two are
-open: one being scored and one being filled. When a rebalance revokes partitions, the
-records of those partitions in both are dropped (never published, never committed), and the
-partition's new owner re-reads them from the committed offset. Nothing is lost, and in
-exactly-once mode nothing is published twice. When the pipeline has nothing to overlap with
-(the next batch is not ready yet), the scored batch is finished at once, so overlapping never
-adds latency.
+still published and committed one at a time, in order, on the loop's thread; at most
+`MAX_IN_FLIGHT` are with the model (one scored, one queued) besides the one being filled.
+When a rebalance revokes partitions, the records of those partitions in all of them are
+dropped (never published, never committed), and the partition's new owner re-reads them
+from the committed offset. Nothing is lost, and in exactly-once mode nothing is published
+twice. A scored batch is published as soon as its scores are in (within `SCORING_POLL_MS`),
+so overlapping never holds a batch back.
 
 At-least-once: every output and DLQ record of the batch is acknowledged (`flush`) before
 the offsets (last processed + 1) are committed. Exactly-once: the batch's records and its
@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections import Counter as Tally
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -43,6 +44,12 @@ from stream.settings import ClassifierSettings
 log = logging.getLogger(__name__)
 
 IDLE_POLL_MS = 250  # poll timeout while no batch is open: bounds the reaction to a stop
+# poll timeout while a batch is scored: its scores are published at most this long after
+# they are ready, and the polls meanwhile fetch the next batch
+SCORING_POLL_MS = 1
+# batches handed to the inference thread and not yet published: one being scored, one queued
+# behind it, so the model never waits for the loop; beyond that the loop waits for the model
+MAX_IN_FLIGHT = 2
 LAG_REFRESH_S = 2.0  # how often lag of idle partitions is refreshed
 RETRY_BACKOFF_S = 1.0  # pause before re-reading a batch whose publish or commit failed
 # On the way out, each of the last commit, leaving the group and flushing the producer waits
@@ -126,8 +133,8 @@ class ClassifierService:
         self.producer = producer
         self.model_version = predictor.version
         self.batcher: Batcher[Any] = Batcher(settings.batch_size, settings.batch_wait_ms)
-        # the batch being scored on the inference thread, finished before the next one
-        self._scoring: _ScoredBatch | None = None
+        # batches handed to the inference thread, oldest first: published in this order
+        self._in_flight: deque[_ScoredBatch] = deque()
         # one thread: batches are scored in order, one at a time, while the loop publishes
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.assigned: set[Any] = set()
@@ -174,8 +181,8 @@ class ClassifierService:
         try:
             while not self._stop.is_set():
                 self.step()
-            if self._scoring is not None:
-                self._finish_scoring()
+            while self._in_flight and self._finish_oldest():
+                pass
             if len(self.batcher):
                 self.process(self.batcher.take())
             self._final_commit()
@@ -183,37 +190,32 @@ class ClassifierService:
             self._close()
 
     def step(self) -> None:
-        """One poll, and the batch scored when it is full or its wait is over. While a batch
-        is being scored the poll does not block, and the scored batch is published as soon
-        as there is no next batch ready to overlap with."""
-        scoring = self._scoring is not None
+        """Publishes every batch whose scores are in, oldest first; polls once; hands the
+        batch being filled to the inference thread when it is full or its wait is over.
+        The loop never waits for the model while it has Kafka work: with batches in flight
+        it polls briefly and comes back, and only when `MAX_IN_FLIGHT` batches are already
+        queued for the model does it wait for the oldest (backpressure)."""
+        in_flight = self._in_flight
+        while in_flight and in_flight[0].probabilities.done():
+            if not self._finish_oldest():
+                return
         if self.batcher.room > 0:
-            timeout = 0 if scoring else self.batcher.wait_ms(IDLE_POLL_MS)
+            if in_flight:
+                timeout = min(SCORING_POLL_MS, self.batcher.wait_ms(SCORING_POLL_MS))
+            else:
+                timeout = self.batcher.wait_ms(IDLE_POLL_MS)
             polled = self._poll(timeout)
             if polled is None:
-                if self._scoring is not None:
-                    self._finish_scoring()
                 return
             if polled:
                 self.batcher.add(polled)
         else:
             polled = {}
         if self.batcher.is_ready():
-            started = self._start(self.batcher.take())
-            if self._scoring is not None and not self._finish_scoring(started):
+            if len(in_flight) >= MAX_IN_FLIGHT and not self._finish_oldest():
                 return
-            self._scoring = started
-            # Fetch ahead while the model scores: when the next batch is ready, this one is
-            # published while that one is scored; otherwise publish now (no added latency).
-            if self.batcher.room > 0:
-                more = self._poll(0)
-                if more:
-                    self.batcher.add(more)
-            if not self.batcher.is_ready():
-                self._finish_scoring()
-        elif self._scoring is not None:
-            self._finish_scoring()
-        elif not polled:
+            in_flight.append(self._start(self.batcher.take()))
+        elif not in_flight and not polled:
             if self._commit_failed and not self.settings.exactly_once:
                 self._recommit()
             self._refresh_idle_lag()
@@ -233,16 +235,17 @@ class ClassifierService:
             return None
         return polled
 
-    def _finish_scoring(self, started: _ScoredBatch | None = None) -> bool:
-        """Publishes and commits the scored batch. When that fails it has been rewound; the
-        batches taken after it (`started`, the one being filled) are dropped and rewound
-        too, so every record after the last commit is read again, in order."""
-        scored, self._scoring = self._scoring, None
-        assert scored is not None
+    def _finish_oldest(self) -> bool:
+        """Publishes and commits the oldest batch in flight (waiting for its scores). When
+        that fails it has been rewound; the batches taken after it (in flight, and the one
+        being filled) are dropped and rewound too, so every record after the last commit is
+        read again, in order."""
+        scored = self._in_flight.popleft()
         if self._publish(scored):
             return True
         rewound = set(scored.batch)
-        later = [started.batch] if started is not None else []
+        later = [b.batch for b in self._in_flight]
+        self._in_flight.clear()  # their scores are dropped when they come
         later.append(self.batcher.take())
         assigned = self.consumer.assignment()
         for batch in later:  # oldest first: the first offset seen per partition is the one
@@ -530,8 +533,8 @@ class ClassifierService:
         filled and the one being scored; they are uncommitted and so will be re-read by
         their next owner."""
         dropped = self.batcher.drop(partitions)
-        if self._scoring is not None:
-            dropped += self._scoring.drop(partitions)
+        for scored in self._in_flight:
+            dropped += scored.drop(partitions)
         self.assigned -= set(partitions)
         for tp in partitions:
             self._latest_offsets.pop(tp, None)

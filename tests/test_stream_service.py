@@ -3,6 +3,7 @@ revocation, model failures, publish failures, metrics."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,6 +58,24 @@ def run_polls(svc: ClassifierService, polls: int) -> None:
     svc.consumer.subscribe(["in"], listener=None)
     for _ in range(polls):
         svc.step()
+    settle(svc)
+
+
+def settle(svc: ClassifierService) -> None:
+    """Steps until every queued poll is taken and no batch is being scored: a scored batch
+    is published by the first step after its scores are in."""
+    deadline = time.monotonic() + 10
+    while svc.consumer.polls or svc._in_flight:
+        assert time.monotonic() < deadline, "the loop did not settle"
+        svc.step()
+
+
+class SlowKeywordPredictor(KeywordPredictor):
+    """Takes its time, so the loop fetches the next batch while this one is scored."""
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        time.sleep(0.2)
+        return super().predict(texts)
 
 
 def test_good_and_bad_records_are_published_then_committed() -> None:
@@ -228,10 +247,11 @@ def test_a_partition_revoked_while_its_batch_is_scored_is_neither_published_nor_
     consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD]), fake_records("in", 1, [GOOD_2])])
     producer = FakeProducer()
     svc, _ = service(consumer, producer)
-    run_polls(svc, 1)  # batch 1 is scored while batch 2 is already due: not published yet
+    svc.consumer.subscribe(["in"], listener=None)
+    svc.step()  # batch 1 goes to the inference thread: not published yet
     assert producer.sent == [] and consumer.commits == []
     svc.on_revoked({FakeTopicPartition("in", 0)})
-    svc.step()
+    settle(svc)
     assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [12]
     assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [{1: 1}]
 
@@ -250,9 +270,51 @@ def test_a_failed_batch_rewinds_the_batch_scored_after_it_too(
         partitions={tp2, tp3},
     )  # fmt: skip
     producer = FakeProducer(fail_sends=True)
-    svc, _ = service(consumer, producer)
+    # slow scores: the second batch is taken while the first is still being scored
+    svc, _ = service(consumer, producer, predictor=SlowKeywordPredictor())
     run_polls(svc, 2)
     assert consumer.commits == []
     # the failed batch from its first offset; the later one only where it went further
     assert consumer.seeks == [(tp2, 40), (tp3, 7)]
     assert len(svc.batcher) == 0
+
+
+def test_the_next_batch_is_fetched_while_one_is_scored_which_is_published_once_scored() -> None:
+    consumer = FakeConsumer(polls=[fake_records("in", 0, [GOOD]), fake_records("in", 1, [GOOD_2])])
+    producer = FakeProducer()
+    svc, _ = service(consumer, producer, predictor=SlowKeywordPredictor(), batch_size=1)
+    svc.consumer.subscribe(["in"], listener=None)
+    svc.step()  # batch 1 (full at one record) goes to the inference thread
+    svc.batcher = type(svc.batcher)(100, 60_000)  # from now on a batch fills for a minute
+    svc.step()  # batch 1 is still being scored: the loop fetches the next records meanwhile
+    assert len(svc.batcher) == 1 and producer.sent == []
+    [scoring] = svc._in_flight
+    scoring.probabilities.result(timeout=5)
+    svc.step()  # its scores are in: published and committed, though no other batch is due
+    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11]
+    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [{0: 1}]
+    assert len(svc.batcher) == 1  # the next one still filling
+
+
+def test_at_most_two_batches_wait_for_the_model_and_they_are_published_in_order() -> None:
+    good_3 = orjson.dumps({"id": 13, "body": "$SPY puts"})
+    consumer = FakeConsumer(
+        polls=[fake_records("in", 0, [GOOD]), fake_records("in", 0, [GOOD_2], first_offset=1),
+               fake_records("in", 0, [good_3], first_offset=2)]
+    )  # fmt: skip
+    producer = FakeProducer()
+    svc, _ = service(consumer, producer, predictor=SlowKeywordPredictor(), batch_size=1)
+    svc.consumer.subscribe(["in"], listener=None)
+    svc.step()
+    svc.step()  # two batches with the model, none published: the loop did not wait
+    assert len(svc._in_flight) == 2 and producer.sent == []
+    svc.step()  # a third is ready: the loop waits for the oldest and publishes it first
+    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11]
+    assert len(svc._in_flight) == 2
+    settle(svc)
+    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11, 12, 13]
+    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [
+        {0: 1},
+        {0: 2},
+        {0: 3},
+    ]
