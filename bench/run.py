@@ -101,7 +101,7 @@ SWEEP_MESSAGES = 15_000
 SWEEP_TOLERANCE = 0.05
 # Drains in the batch-size sweep wait long enough for every batch to fill.
 SWEEP_DRAIN_WAIT_MS = 50
-SWEEP_WAITS_MS = (5, 10, 20, 50)
+SWEEP_WAITS_MS = (2, 5, 10, 20, 50)
 WAIT_SWEEP_SECONDS = 15.0
 
 
