@@ -149,14 +149,20 @@ def teacher_cache_key(
     network_config: NetworkConfig | None,
     config: TrainingConfig,
 ) -> str:
-    """Hash of what decides the teachers: data, network, training settings but the
-    soft-target weight (a student-only setting)."""
+    """Hash of what decides the teachers: the data and, for LSTM teachers, the network
+    and every training setting but the soft-target weight (a student-only setting);
+    TF-IDF teachers depend on the teacher settings only."""
     import hashlib
     import json
+
+    from model.distill import teacher_parts
 
     digest = hashlib.sha256()
     settings = {k: v for k, v in config.to_dict().items() if k != "soft_target_weight"}
     network = network_config.to_dict() if network_config is not None else None
+    if not teacher_parts(config.distill_from)[0]:  # no LSTMs: only the TF-IDF settings count
+        teacher = ("distill_from", "distill_folds", "teacher_c", "seed")
+        settings, network = {k: settings[k] for k in teacher}, None
     digest.update(json.dumps([settings, network], sort_keys=True).encode())
     for part in (train_set, val_set):
         if part is not None:

@@ -220,7 +220,12 @@ def test_teacher_cache_key_ignores_only_the_student_weight() -> None:
         TrainingConfig(distill_from="tfidf-char-oof", soft_target_weight=0.5),
     ):
         assert teacher_cache_key(data, data, net, other) != key
-    assert teacher_cache_key(data, data, NetworkConfig(lstm_units=(8, 4)), base) != key
+    assert teacher_cache_key(data, data, NetworkConfig(lstm_units=(8, 4)), base) == key
+    lstm = TrainingConfig(distill_from="lstm+tfidf-oof", soft_target_weight=0.5)
+    lstm_key = teacher_cache_key(data, data, net, lstm)
+    assert teacher_cache_key(data, data, NetworkConfig(lstm_units=(8, 4)), lstm) != lstm_key
+    slower = TrainingConfig(distill_from="lstm+tfidf-oof", soft_target_weight=0.5, epochs=3)
+    assert teacher_cache_key(data, data, net, slower) != lstm_key
     flipped = LabeledMessages(texts, (1 - labels).astype(np.int32), Path("toy"))
     assert teacher_cache_key(flipped, data, net, base) != key
 
