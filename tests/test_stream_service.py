@@ -318,3 +318,21 @@ def test_at_most_two_batches_wait_for_the_model_and_they_are_published_in_order(
         {0: 2},
         {0: 3},
     ]
+
+
+def test_a_revoked_partition_is_dropped_from_every_batch_with_the_model() -> None:
+    consumer = FakeConsumer(
+        polls=[fake_records("in", 0, [GOOD]),
+               {**fake_records("in", 0, [GOOD_2], first_offset=1),
+                **fake_records("in", 1, [GOOD_2])}]
+    )  # fmt: skip
+    producer = FakeProducer()
+    svc, _ = service(consumer, producer, predictor=SlowKeywordPredictor(), batch_size=1)
+    svc.consumer.subscribe(["in"], listener=None)
+    svc.step()
+    svc.step()  # the second poll is one batch too (partitions 0 and 1), queued for the model
+    assert len(svc._in_flight) == 2
+    svc.on_revoked({FakeTopicPartition("in", 0)})
+    settle(svc)
+    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [12]  # partition 1 only
+    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [{1: 1}]
