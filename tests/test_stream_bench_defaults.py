@@ -20,8 +20,17 @@ def test_defaults_are_the_batching_the_benchmark_chose() -> None:
     )
 
 
+def test_default_inference_threads_are_the_benchmarks_choice() -> None:
+    result = json.loads(LATEST.read_text(encoding="utf-8"))
+    assert result["chosen_inference_threads"] == settings.DEFAULT_INFERENCE_THREADS, (
+        f"stream/settings.py DEFAULT_INFERENCE_THREADS differs from the benchmark's choice "
+        f"in {LATEST.name}"
+    )
+
+
 def test_the_benchmark_ran_the_classifier_with_its_choice() -> None:
     result = json.loads(LATEST.read_text(encoding="utf-8"))
     args = result["classifier_args"]
     assert f"--batch-size={result['chosen_batch_size']}" in args
     assert f"--batch-wait-ms={result['chosen_batch_wait_ms']}" in args
+    assert f"--inference-threads={result['chosen_inference_threads']}" in args
