@@ -131,7 +131,7 @@ def distillation_targets(
         key = teacher_cache_key(train_set, val_set, network_config, config)
         cached = teacher_cache / f"teacher-{key}.npy"
     if cached is not None and cached.is_file():
-        teacher = np.load(cached)
+        teacher = np.load(cached, allow_pickle=False)  # plain float array, never objects
         emit(f"teacher {config.distill_from}: from {cached}")
     else:
         teacher = _teacher(train_set, config, emit, val_set, network_config)
