@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from model.machine import cpu_model
+from model.machine import cpu_model, limit_tensorflow_threads
 
 DEFAULT_BATCH_SIZES = (1, 32, 256, 2048)
 SEED_SEQUENCE_LENGTH = 244
@@ -242,10 +242,8 @@ def run(
 
     from model.predictor import Predictor
     from model.vocab import load_vocabulary
-    from stream.predictor import limit_tensorflow_threads
 
-    if threads > 0:
-        limit_tensorflow_threads(threads)
+    limit_tensorflow_threads(threads)
     messages = sample_messages()
     report: dict[str, Any] = {
         "model": str(model_dir),

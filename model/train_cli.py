@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from model.distill import TEACHERS
-from model.machine import cpu_model
+from model.machine import cpu_model, limit_tensorflow_threads
 from model.network import NetworkConfig
 from model.training import TrainingConfig
 
@@ -114,10 +114,7 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str], prog: str = "stocksent train") -> int:
     """Train on DIR's train split, stop early on val, export to OUT, score val and test."""
     args = build_parser(prog).parse_args(argv)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    limit_tensorflow_threads(args.threads)
 
     from model.card import write_card
     from model.data import read_split, sha256_file, split_path

@@ -59,25 +59,10 @@ def load_predictor(spec: str, inference_threads: int = 0) -> SentimentPredictor:
         predictor = factory()
     else:
         from model import Predictor  # type: ignore[attr-defined,unused-ignore]
+        from model.machine import limit_tensorflow_threads
 
-        if inference_threads > 0:
-            limit_tensorflow_threads(inference_threads)
+        limit_tensorflow_threads(inference_threads)
         predictor = Predictor.load(spec or None)
     if not isinstance(predictor, SentimentPredictor):
         raise TypeError(f"--model {spec!r}: {predictor!r} has no predict() and version")
     return predictor
-
-
-def limit_tensorflow_threads(threads: int) -> None:
-    """Caps TensorFlow's intra-op and inter-op pools. Must run before TensorFlow runs any op
-    (it raises RuntimeError after); a no-op when the pools already have this size."""
-    import tensorflow as tf
-
-    threading = tf.config.threading
-    if (
-        threading.get_intra_op_parallelism_threads() == threads
-        and threading.get_inter_op_parallelism_threads() == threads
-    ):
-        return
-    threading.set_intra_op_parallelism_threads(threads)
-    threading.set_inter_op_parallelism_threads(threads)

@@ -530,7 +530,7 @@ class ClassifierService:
 
     def on_revoked(self, partitions: set[Any]) -> None:
         """Called inside poll(): drop the records of revoked partitions from the batch being
-        filled and the one being scored; they are uncommitted and so will be re-read by
+        filled and the batches with the model; they are uncommitted and so will be re-read by
         their next owner."""
         dropped = self.batcher.drop(partitions)
         for scored in self._in_flight:
