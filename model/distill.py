@@ -55,12 +55,14 @@ def blend_targets(labels: np.ndarray, teacher: np.ndarray, weight: float) -> np.
 
 
 def _features(chars: bool) -> Any:
-    """TF-IDF word 1-2 grams as the baseline (`model.baseline`); with `chars`, plus
+    """The baseline's TF-IDF word 1-2 grams (`model.baseline`); with `chars`, plus
     character 2-5 grams within words (catches spelling variants, emoji, `$tickers`)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
-    words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    from model.baseline import word_vectorizer
+
+    words = word_vectorizer()
     if not chars:
         return words
     grams = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True)
