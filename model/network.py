@@ -19,6 +19,10 @@ class NetworkConfig:
     lstm_dropout: float = 0.2  # dropout on each LSTM's inputs
     l2: float = 1e-6  # on recurrent and output kernels
     pooling: str = "last"  # "last" or "last+max": max over the top LSTM's outputs too
+    # > 0: each token's vector also gets the mean of its character n-gram vectors
+    # (model.subwords), hashed into this many buckets of `subword_dim`, projected.
+    subword_buckets: int = 0
+    subword_dim: int = 32
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -32,12 +36,27 @@ class NetworkConfig:
         return cls(**{**data, "lstm_units": tuple(data["lstm_units"])})
 
 
+TOKEN_IDS = "token_ids"
+SUBWORD_IDS = "subword_ids"
+
+
 def build_network(vocabulary_size: int, config: NetworkConfig) -> keras.Model:
-    """Ids (batch, steps), 0 = padding (masked) -> probability of bullish (batch, 1)."""
-    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    """Ids (batch, steps), 0 = padding (masked) -> probability of bullish (batch, 1).
+
+    With subwords the input is a dict: `token_ids` as above and `subword_ids`
+    (batch, steps, n-grams), 0-padded (`model.subwords.pad_subwords`).
+    """
+    ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
     x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(
         ids
     )
+    inputs: Any = ids
+    if config.subword_buckets > 0:
+        grams = keras.Input(shape=(None, None), dtype="int32", name=SUBWORD_IDS)
+        x = SubwordVectors(
+            config.subword_buckets, config.subword_dim, config.embedding_dim, name="subwords"
+        )([x, grams])
+        inputs = {TOKEN_IDS: ids, SUBWORD_IDS: grams}
     x = layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
     for i, units in enumerate(config.lstm_units):
         last = i == len(config.lstm_units) - 1
@@ -57,7 +76,41 @@ def build_network(vocabulary_size: int, config: NetworkConfig) -> keras.Model:
     prob = layers.Dense(
         1, activation="sigmoid", kernel_regularizer=regularizers.l2(config.l2), name="bullish"
     )(x)
-    return keras.Model(ids, prob, name="stocktwits_lstm")
+    return keras.Model(inputs, prob, name="stocktwits_lstm")
+
+
+class SubwordVectors(layers.Layer):
+    """Word vectors (batch, steps, dim) + the projected mean of each token's n-gram
+    vectors; n-gram ids (batch, steps, n-grams) are 1..buckets, 0 = padding.
+    Keeps the word vectors' mask."""
+
+    def __init__(self, buckets: int, dim: int, output_dim: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.buckets, self.dim, self.output_dim = buckets, dim, output_dim
+        self.supports_masking = True
+
+    def build(self, input_shape: Any) -> None:
+        self.embeddings = self.add_weight(
+            name="embeddings", shape=(self.buckets + 1, self.dim), initializer="uniform"
+        )
+        self.projection = self.add_weight(
+            name="projection", shape=(self.dim, self.output_dim), initializer="glorot_uniform"
+        )
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        from keras import ops
+
+        vectors, ids = inputs
+        grams = ops.take(self.embeddings, ids, axis=0)
+        present = ops.cast(ops.expand_dims(ids > 0, -1), grams.dtype)
+        mean = ops.sum(grams * present, axis=2) / ops.maximum(ops.sum(present, axis=2), 1.0)
+        return vectors + ops.matmul(mean, self.projection)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return None if mask is None else mask[0]
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape[0]
 
 
 class _MaxAndLastStep(layers.Layer):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
+from model.subwords import subword_ids
 from model.text import tokenize_batch
-from model.vocab import PAD_INDEX, TokenEncoder
+from model.vocab import PAD_INDEX, RESERVED, TokenEncoder
 
 # Each batch is padded to its longest message, rounded up to a multiple of
 # this: few distinct shapes, so XLA compiles a handful of programs, not one a length.
@@ -54,7 +55,13 @@ class InferenceNetwork(tf.Module):
     at each message's last real step (and the max runs over real steps only).
     """
 
-    def __init__(self, network: keras.Model, pooling: str) -> None:
+    def __init__(
+        self,
+        network: keras.Model,
+        pooling: str,
+        vocabulary: Sequence[str],
+        fallback_ids: Sequence[int] = (),
+    ) -> None:
         super().__init__(name="inference_network")
         if pooling not in ("last", "last+max"):
             raise ValueError(f"unknown pooling {pooling!r}")
@@ -64,6 +71,23 @@ class InferenceNetwork(tf.Module):
             return tf.Variable(keras.ops.convert_to_numpy(value), trainable=False)
 
         self.embeddings = weight(network.get_layer("embedding").embeddings)
+        self.subword_buckets = 0
+        if any(layer.name == "subwords" for layer in network.layers):
+            subwords = network.get_layer("subwords")
+            self.subword_buckets = int(subwords.buckets)
+            self.subword_embeddings = weight(subwords.embeddings)
+            self.subword_projection = weight(subwords.projection)
+            # A vocabulary word's vector never changes (its word vector plus its
+            # n-grams'): computed once here, so serving derives n-grams only for the
+            # tokens that get a fallback id (OOV, an unseen ticker), whose rows stay
+            # plain word vectors (`token_vectors`).
+            self.fallback_ids = tf.constant(sorted(set(fallback_ids)), dtype=tf.int32)
+            words = [i for i in range(len(RESERVED), len(vocabulary)) if i not in fallback_ids]
+            table = self.embeddings.numpy()
+            table[words] += self.subword_vectors(
+                tf.constant([vocabulary[i] for i in words], dtype=tf.string)
+            ).numpy()
+            self.embeddings = tf.Variable(table, trainable=False)
         self.lstm_kernels: list[tf.Variable] = []
         self.lstm_recurrent_kernels: list[tf.Variable] = []
         self.lstm_biases: list[tf.Variable] = []
@@ -78,19 +102,48 @@ class InferenceNetwork(tf.Module):
         self.head_kernel = weight(head.kernel)
         self.head_bias = weight(head.bias)
 
+    def subword_vectors(self, tokens: tf.Tensor) -> tf.Tensor:
+        """Flat tokens (n,) -> the projected mean of each one's n-gram vectors (n, dim)."""
+        grams = subword_ids(tokens, self.subword_buckets)
+        vectors = tf.gather(self.subword_embeddings, grams.flat_values)
+        mean = tf.math.unsorted_segment_mean(vectors, grams.value_rowids(), tf.shape(tokens)[0])
+        return tf.matmul(mean, self.subword_projection)
+
+    def token_vectors(self, tokens: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+        """Flat tokens and their ids -> input vectors (n, dim)."""
+        vectors = tf.gather(self.embeddings, ids)
+        if not self.subword_buckets:
+            return vectors
+        fallback = tf.reduce_any(ids[:, None] == self.fallback_ids[None, :], axis=1)
+        rows = tf.where(fallback)[:, 0]
+        extra = self.subword_vectors(tf.gather(tokens, rows))
+        return tf.tensor_scatter_nd_add(vectors, rows[:, None], extra)
+
     def __call__(self, ids: tf.Tensor) -> tf.Tensor:
-        """Padded ids (batch, steps) -> probability of bullish (batch,)."""
+        """Padded ids (batch, steps) -> probability of bullish (batch,).
+
+        Only for networks without subwords (their vectors depend on the token's
+        text, not only its id: `from_vectors`)."""
         lengths = tf.reduce_sum(tf.cast(ids != PAD_INDEX, tf.int32), axis=1)
-        x = tf.gather(self.embeddings, tf.transpose(ids))  # time-major (steps, batch, dim)
+        # Time-major (steps, batch, dim).
+        return self._run(tf.gather(self.embeddings, tf.transpose(ids)), lengths)
+
+    def from_vectors(self, vectors: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """Padded input vectors (batch, steps, dim) -> probability of bullish (batch,)."""
+        return self._run(tf.transpose(vectors, [1, 0, 2]), lengths)
+
+    def _run(self, x: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """Time-major input vectors (steps, batch, dim) -> probability of bullish (batch,)."""
+        steps, batch = tf.shape(x)[0], tf.shape(x)[1]
         for kernel, recurrent, bias in zip(
             self.lstm_kernels, self.lstm_recurrent_kernels, self.lstm_biases, strict=True
         ):
             x = _lstm_sequence(tf.einsum("tbd,dg->tbg", x, kernel) + bias, recurrent)
         has_tokens = (lengths > 0)[:, None]
-        last_index = tf.stack([tf.maximum(lengths - 1, 0), tf.range(tf.shape(ids)[0])], axis=1)
+        last_index = tf.stack([tf.maximum(lengths - 1, 0), tf.range(batch)], axis=1)
         features = tf.where(has_tokens, tf.gather_nd(x, last_index), 0.0)
         if self.pooling == "last+max":
-            real = tf.transpose(tf.sequence_mask(lengths, tf.shape(ids)[1]))[:, :, None]
+            real = tf.transpose(tf.sequence_mask(lengths, steps))[:, :, None]
             # Outputs lie in (-1, 1): -1 at padded steps never wins the max.
             maxed = tf.reduce_max(tf.where(real, x, -1.0), axis=0)
             features = tf.concat([maxed, features], axis=1)
@@ -123,8 +176,10 @@ class SentimentModule(tf.Module):
         self, network: keras.Model, vocabulary: Sequence[str], jit_compile: bool, pooling: str
     ) -> None:
         super().__init__(name="stocktwits_sentiment")
-        self.network = InferenceNetwork(network, pooling)
         self.encoder = TokenEncoder(vocabulary)
+        self.network = InferenceNetwork(network, pooling, vocabulary, self.encoder.fallback_ids)
+        if jit_compile and self.network.subword_buckets:
+            raise ValueError("jit_compile does not support subwords (string ops cannot compile)")
         self.jit_compile = jit_compile
         # String ops cannot be XLA-compiled: only the numeric part is.
         self._score = tf.function(
@@ -137,21 +192,38 @@ class SentimentModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="messages")])
     def serve(self, messages: tf.Tensor) -> dict[str, tf.Tensor]:
         """Raw messages (tf.string, [batch]) -> {"probability": float32 [batch]}."""
-        ids = pad_ids(self.encoder.encode(tokenize_batch(messages)))
+        tokens = tokenize_batch(messages)
+        token_ids = self.encoder.encode(tokens)
+        ids = pad_ids(token_ids)
         if self.jit_compile:
             # XLA compiles one program per input shape: padding the batch to a
             # power of two bounds the programs at ~13 batch x 6 length buckets.
             return {OUTPUT_KEY: self._score(pad_rows(ids))[: tf.shape(messages)[0]]}
-        return {OUTPUT_KEY: self._score_by_length(ids)}
+        lengths = tf.cast(tokens.row_lengths(), tf.int32)
+        if not self.network.subword_buckets:
+            return {OUTPUT_KEY: self._score_by_length(ids, lengths, self._score_ids)}
+        vectors = tokens.with_flat_values(
+            self.network.token_vectors(tokens.flat_values, token_ids.flat_values)
+        )
+        dense = vectors.to_tensor()
+        dense = tf.pad(dense, [[0, 0], [0, tf.shape(ids)[1] - tf.shape(dense)[1]], [0, 0]])
+        return {OUTPUT_KEY: self._score_by_length(dense, lengths, self.network.from_vectors)}
 
-    def _score_by_length(self, ids: tf.Tensor) -> tf.Tensor:
-        """Score rows sorted by length in chunks of `CHUNK_ROWS`, each chunk padded
-        only to its own longest row: a big batch of mostly short messages then
-        does not pay for its longest one on every row."""
-        rows = tf.shape(ids)[0]
-        lengths = tf.reduce_sum(tf.cast(ids != PAD_INDEX, tf.int32), axis=1)
+    def _score_ids(self, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        return self.network(ids)
+
+    def _score_by_length(
+        self,
+        inputs: tf.Tensor,
+        lengths: tf.Tensor,
+        score: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    ) -> tf.Tensor:
+        """Score rows (ids or input vectors, batch-major) sorted by length in chunks of
+        `CHUNK_ROWS`, each chunk padded only to its own longest row: a big batch of
+        mostly short messages then does not pay for its longest one on every row."""
+        rows = tf.shape(inputs)[0]
         order = tf.argsort(lengths, stable=True)
-        sorted_ids = tf.gather(ids, order)
+        sorted_inputs = tf.gather(inputs, order)
         sorted_lengths = tf.gather(lengths, order)
         chunks = (rows + CHUNK_ROWS - 1) // CHUNK_ROWS
 
@@ -160,7 +232,8 @@ class SentimentModule(tf.Module):
             end = tf.minimum(start + CHUNK_ROWS, rows)
             longest = sorted_lengths[end - 1]
             steps = tf.maximum((longest + PAD_MULTIPLE - 1) // PAD_MULTIPLE, 1) * PAD_MULTIPLE
-            return i + 1, scores.write(i, self.network(sorted_ids[start:end, :steps]))
+            chunk = score(sorted_inputs[start:end, :steps], sorted_lengths[start:end])
+            return i + 1, scores.write(i, chunk)
 
         scores = tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None])
         _, scores = tf.while_loop(lambda i, _: i < chunks, body, (tf.constant(0), scores))

@@ -83,6 +83,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--l2", type=float, default=DEFAULT_NETWORK.l2)
     p.add_argument("--pooling", choices=("last", "last+max"), default=DEFAULT_NETWORK.pooling)
     p.add_argument(
+        "--subword-buckets",
+        type=int,
+        default=DEFAULT_NETWORK.subword_buckets,
+        help="> 0: add to each token's vector the mean of its hashed character n-gram "
+        "vectors (3-5 characters) in this many buckets",
+    )
+    p.add_argument("--subword-dim", type=int, default=DEFAULT_NETWORK.subword_dim)
+    p.add_argument(
         "--jit-compile",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -143,6 +151,8 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
         lstm_dropout=args.lstm_dropout,
         l2=args.l2,
         pooling=args.pooling,
+        subword_buckets=args.subword_buckets,
+        subword_dim=args.subword_dim,
     )
     training_config = TrainingConfig(
         seed=args.seed,

@@ -14,8 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from model.data import LabeledMessages
-from model.network import NetworkConfig, build_network
+from model.network import SUBWORD_IDS, TOKEN_IDS, NetworkConfig, build_network
 from model.serving import pad_ids
+from model.subwords import nested_subword_ids, pad_subwords
 from model.text import tokenize_batch
 from model.vocab import OOV_INDEX, TokenEncoder, build_vocabulary
 
@@ -79,25 +80,49 @@ def make_dataset(
     batch_size: int,
     shuffle_seed: int | None,
     word_dropout: float = 0.0,
+    subwords: tf.RaggedTensor | None = None,
 ) -> tf.data.Dataset:
     """Batches of (padded ids, labels), padded per batch exactly as in serving.
 
+    With `subwords` (ragged n-gram ids, `model.subwords.nested_subword_ids`) the
+    inputs are the network's dict of token ids and padded n-gram ids.
     With `word_dropout`, that share of tokens becomes OOV (fresh each epoch): the
     network cannot lean on single rare words, and learns what OOV looks like.
     """
-    ds = tf.data.Dataset.from_tensor_slices((ids, labels.astype("float32")))
+    columns: tuple[Any, ...] = (ids, labels.astype("float32"))
+    if subwords is not None:
+        columns += (subwords,)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.ragged_batch(batch_size)
     if word_dropout > 0:
 
-        def drop_words(x: tf.RaggedTensor, y: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        def drop_words(x: tf.RaggedTensor, *rest: Any) -> tuple[Any, ...]:
             flat = x.flat_values
             keep = tf.random.uniform(tf.shape(flat), seed=shuffle_seed) >= word_dropout
-            return x.with_flat_values(tf.where(keep, flat, OOV_INDEX)), y
+            return (x.with_flat_values(tf.where(keep, flat, OOV_INDEX)), *rest)
 
         ds = ds.map(drop_words)
-    return ds.map(lambda x, y: (pad_ids(x), y)).prefetch(2)
+    if subwords is None:
+        return ds.map(lambda x, y: (pad_ids(x), y)).prefetch(2)
+
+    def pad_both(x: tf.RaggedTensor, y: tf.Tensor, grams: tf.RaggedTensor) -> tuple[Any, Any]:
+        padded = pad_ids(x)
+        inputs = {TOKEN_IDS: padded, SUBWORD_IDS: pad_subwords(grams, tf.shape(padded)[1])}
+        return inputs, y
+
+    return ds.map(pad_both).prefetch(2)
+
+
+def network_inputs(
+    encoder: TokenEncoder, tokens: tf.RaggedTensor, subword_buckets: int
+) -> tuple[tf.RaggedTensor, tf.RaggedTensor | None]:
+    """Token ids of tokenized messages and, when the network has subwords, their n-gram ids."""
+    ids = encoder.encode(tokens)
+    if subword_buckets <= 0:
+        return ids, None
+    return ids, nested_subword_ids(tokens, subword_buckets)
 
 
 def soft_target_loss(y_true: Any, y_pred: Any) -> Any:
@@ -236,8 +261,10 @@ def lstm_out_of_fold(
         emit(f"teacher lstm: fold {fold + 1}/{config.distill_folds}")
         teacher = train(subset(kept), val_set, network_config, plain, emit)
         encoder = TokenEncoder(teacher.vocabulary)
-        ids = encoder.encode(tokenize_messages(subset(held).texts))
-        held_ds = make_dataset(ids, np.zeros(len(held)), 1024, None)
+        ids, grams = network_inputs(
+            encoder, tokenize_messages(subset(held).texts), network_config.subword_buckets
+        )
+        held_ds = make_dataset(ids, np.zeros(len(held)), 1024, None, subwords=grams)
         out[held] = teacher.network.predict(held_ds, verbose=0)[:, 0]
         keras.backend.clear_session()
     return out
@@ -307,17 +334,23 @@ def train(
     )
     emit(f"vocabulary: {len(vocabulary)} tokens (min count {config.min_count}, train only)")
     encoder = TokenEncoder(vocabulary)
-    train_ids = encoder.encode(train_tokens)
-    val_ids = encoder.encode(tokenize_messages(val_set.texts))
+    buckets = network_config.subword_buckets
+    train_ids, train_grams = network_inputs(encoder, train_tokens, buckets)
+    val_ids, val_grams = network_inputs(encoder, tokenize_messages(val_set.texts), buckets)
     distill = distillation_targets(train_set, config, emit, val_set, network_config, teacher_cache)
     if distill is not None:
         set_seeds(config.seed)  # the student starts as it would without teachers
     train_targets = train_set.labels if distill is None else distill
     val_targets = val_set.labels if distill is None else np.stack([val_set.labels] * 2, axis=1)
     train_ds = make_dataset(
-        train_ids, train_targets, config.batch_size, config.seed, config.word_dropout
+        train_ids,
+        train_targets,
+        config.batch_size,
+        config.seed,
+        config.word_dropout,
+        subwords=train_grams,
     )
-    val_ds = make_dataset(val_ids, val_targets, 1024, None)
+    val_ds = make_dataset(val_ids, val_targets, 1024, None, subwords=val_grams)
 
     network = build_network(len(vocabulary), network_config)
     use_ema = config.ema_momentum > 0

@@ -63,7 +63,10 @@ class TokenEncoder(tf.Module):
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(keys, values), default_value=OOV_INDEX
         )
-        self.ticker_index = tf.constant(list(vocabulary).index(TICKER_TOKEN), dtype=tf.int64)
+        ticker_index = list(vocabulary).index(TICKER_TOKEN)
+        self.ticker_index = tf.constant(ticker_index, dtype=tf.int64)
+        # Every token outside the vocabulary gets one of these ids.
+        self.fallback_ids = (OOV_INDEX, ticker_index)
 
     def encode(self, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
         """Ragged string tokens -> ragged int32 ids."""

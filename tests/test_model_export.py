@@ -53,21 +53,40 @@ def synthetic_messages(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     return texts, np.asarray(labels, dtype=np.float32)
 
 
-def export_tiny(directory: Path, pooling: str) -> tuple[object, list[str], Path]:
+def keras_inputs(texts: list[str], vocabulary: list[str], subword_buckets: int = 0) -> object:
+    """What the Keras network takes for `texts`: padded ids, or with subwords the dict."""
+    from model.network import SUBWORD_IDS, TOKEN_IDS
+    from model.subwords import nested_subword_ids, pad_subwords
+
+    tokens = tokenize_batch(tf.constant(texts))
+    ids = pad_ids(TokenEncoder(vocabulary).encode(tokens))
+    if not subword_buckets:
+        return ids
+    grams = pad_subwords(nested_subword_ids(tokens, subword_buckets), tf.shape(ids)[1])
+    return {TOKEN_IDS: ids, SUBWORD_IDS: grams}
+
+
+def export_tiny(
+    directory: Path, pooling: str, subword_buckets: int = 0, jit_compile: bool = False
+) -> tuple[object, list[str], Path]:
     """A 1-step-trained tiny network on 300 synthetic rows, exported to `directory`."""
     import keras
 
     keras.utils.set_random_seed(7)
     texts, labels = synthetic_messages(300)
     vocabulary = build_vocabulary(tokenize(texts), min_count=1)
-    network = build_network(
-        len(vocabulary), NetworkConfig(embedding_dim=8, lstm_units=(8, 4), pooling=pooling)
+    config = NetworkConfig(
+        embedding_dim=8,
+        lstm_units=(8, 4),
+        pooling=pooling,
+        subword_buckets=subword_buckets,
+        subword_dim=4,
     )
+    network = build_network(len(vocabulary), config)
     network.compile(optimizer="adam", loss="binary_crossentropy")
-    encoder = TokenEncoder(vocabulary)
-    ids = pad_ids(encoder.encode(tokenize_batch(tf.constant(texts))))
-    network.fit(ids, labels, batch_size=300, epochs=1, verbose=0)
-    export_savedmodel(network, vocabulary, directory, jit_compile=False, pooling=pooling)
+    inputs = keras_inputs(texts, vocabulary, subword_buckets)
+    network.fit(inputs, labels, batch_size=300, epochs=1, verbose=0)
+    export_savedmodel(network, vocabulary, directory, jit_compile=jit_compile, pooling=pooling)
     write_manifest(directory, {"vocabulary_size": len(vocabulary)})
     return network, vocabulary, directory
 
@@ -91,8 +110,7 @@ def assert_keras_matches_savedmodel(
 ) -> None:
     """Keras (masked, dropout off) and the exported inference graph agree on 400 messages."""
     texts, _ = synthetic_messages(400, seed=1)
-    encoder = TokenEncoder(vocabulary)
-    ids = pad_ids(encoder.encode(tokenize_batch(tf.constant(texts))))
+    ids = keras_inputs(texts, vocabulary)
     expected = np.asarray(network(ids, training=False)).reshape(-1)  # type: ignore[operator]
     loaded = tf.saved_model.load(str(directory))
     got = loaded.signatures[SIGNATURE_NAME](messages=tf.constant(texts))[OUTPUT_KEY].numpy()
