@@ -141,6 +141,11 @@ def _drain(
     return classifier, topic_in, topic_out, group, count / (done_at - ready_at)
 
 
+def threads_option(threads: int) -> str:
+    """The classifier's option for a TensorFlow pool of `threads` (0: one per core)."""
+    return f"--inference-threads={threads}"
+
+
 def choose_threads(
     bootstrap: str,
     messages: list[dict[str, Any]],
@@ -155,7 +160,7 @@ def choose_threads(
     for threads in SWEEP_INFERENCE_THREADS:
         args = [
             *classifier_args,
-            f"--inference-threads={threads}",
+            threads_option(threads),
             f"--batch-size={batch_size}",
             f"--batch-wait-ms={SWEEP_DRAIN_WAIT_MS}",
         ]
@@ -469,14 +474,16 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
                 chosen = choose_threads(
                     bootstrap, messages, classifier_args, work, DEFAULT_BATCH_SIZE
                 )
-                threads_arg = f"--inference-threads={chosen['chosen_inference_threads']}"
                 print("choosing the batch size ...", flush=True)
                 chosen |= choose_batching(
-                    bootstrap, messages, [*classifier_args, threads_arg], work
+                    bootstrap,
+                    messages,
+                    [*classifier_args, threads_option(chosen["chosen_inference_threads"])],
+                    work,
                 )
             result.update(chosen)
             classifier_args += [
-                f"--inference-threads={chosen['chosen_inference_threads']}",
+                threads_option(chosen["chosen_inference_threads"]),
                 f"--batch-size={chosen['chosen_batch_size']}",
                 f"--batch-wait-ms={chosen['chosen_batch_wait_ms']}",
             ]

@@ -128,7 +128,7 @@ Seed model (Hoffman 2018): 0.717 test accuracy. {baseline_line}
 
 ## Network and training
 
-Embedding({manifest["vocabulary_size"]} words, {net["embedding_dim"]}, masked) →
+Embedding({manifest["vocabulary_size"]} words, {net["embedding_dim"]}, masked){_subwords(net)} →
 SpatialDropout1D({net["embedding_dropout"]}) →
 {" → ".join(f"LSTM({u})" for u in net["lstm_units"])} (input dropout {net["lstm_dropout"]},
 L2 {net["l2"]} on kernels) → pooling `{net["pooling"]}` → Dense(1, sigmoid).
@@ -164,7 +164,7 @@ of training on {manifest.get("machine", "this machine")}.
   LSTMs, L2 on the kernels, word dropout {train.get("word_dropout", 0.0)} (that
   share of training tokens becomes OOV, fresh each epoch){_ema(train)}; early stopping on val with best weights restored
   (the model overfits after a few epochs).
-{describe(train)}- **Smaller, faster network**: the seed's Embedding(300) → LSTM(128) → LSTM(64)
+{describe(train)}{_subword_reason(net)}- **Smaller, faster network**: the seed's Embedding(300) → LSTM(128) → LSTM(64)
   became the sizes above, chosen for accuracy *and* inference speed (LSTM(96) →
   LSTM(48) reached the same val accuracy in our runs).
 - **A lean inference graph** (`model/serving.py`): the SavedModel does not run
@@ -210,6 +210,30 @@ identical epochs here); on another CPU the last digits may still differ.
   see `calibration.png` from `stocksent evaluate --plots`.
 - Non-English text maps mostly to OOV.
 """
+
+
+def _subwords(net: dict[str, Any]) -> str:
+    buckets = net.get("subword_buckets", 0)
+    if not buckets:
+        return ""
+    return (
+        f" + subwords (the mean of each token's character 3-5-gram vectors, {buckets}"
+        f" hashed buckets of {net['subword_dim']}, projected to {net['embedding_dim']})"
+    )
+
+
+def _subword_reason(net: dict[str, Any]) -> str:
+    if not net.get("subword_buckets", 0):
+        return ""
+    return (
+        "- **Subwords** (`model/subwords.py`, the fastText recipe): a token's vector is its\n"
+        "  word vector plus the mean of its character n-gram vectors, so a word seen\n"
+        "  once in train (out of the vocabulary), a misspelling or an elongation\n"
+        "  (`bullllish`) lands near the words it shares n-grams with; the TF-IDF\n"
+        "  teacher's character n-grams had shown that this signal is there. Serving\n"
+        "  stores each vocabulary word's summed vector and derives n-grams only for\n"
+        "  tokens outside the vocabulary.\n"
+    )
 
 
 def write_card(directory: str | Path, manifest: dict[str, Any]) -> Path:

@@ -28,8 +28,8 @@ import pytest
 import yaml
 
 from stocksent.local_kafka import free_port
+from tests.conftest import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
 LOCAL_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 COMPOSE_CONFIG = PROMETHEUS_DIR / "prometheus.compose.yml"
