@@ -45,6 +45,20 @@ TARGET_TEST_ACCURACY = 0.78
 SEED_TEST_ACCURACY = 0.717
 
 
+def _paired(base: dict[str, Any]) -> str:
+    paired = base.get("lstm_vs_baseline_on_test")
+    if not paired:
+        return ""
+    low, high = paired["ci95"]
+    return (
+        f" Paired on the same test messages: 95% bootstrap interval of the difference"
+        f" {low:+.4f} to {high:+.4f}; only the LSTM right on {paired['only_a_right']},"
+        f" only the baseline on {paired['only_b_right']} (exact McNemar p"
+        f" {paired['mcnemar_p']:.2f}): the two are"
+        f" {'' if paired['mcnemar_p'] < 0.05 else 'not '}told apart at the 5% level."
+    )
+
+
 def _targets(manifest: dict[str, Any]) -> str:
     test = manifest["metrics"]["test"]["accuracy"]
     base = (manifest.get("baseline") or {}).get("test_accuracy")
@@ -82,6 +96,7 @@ def render_card(manifest: dict[str, Any], speed_section: str | None = None) -> s
         f"TF-IDF baseline ({base['model']}, C={base['C']} chosen on val): "
         f"val {base['val_accuracy']:.4f}, test {base['test_accuracy']:.4f}. "
         f"LSTM minus baseline on test: {test['accuracy'] - base['test_accuracy']:+.4f}."
+        f"{_paired(base)}"
         if base
         else "TF-IDF baseline: not measured for this build (`--no-baseline`)."
     )

@@ -63,3 +63,35 @@ def classification_report(
         "confusion_matrix": [[tn, fp], [fn, tp]],
         "threshold": threshold,
     }
+
+
+def paired_comparison(
+    a_correct: np.ndarray, b_correct: np.ndarray, resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """Two classifiers scored on the same messages (True where each is right).
+
+    `difference` is accuracy a minus b; `ci95` its 95% paired bootstrap interval;
+    `only_a_right` / `only_b_right` count the messages where exactly one is right, and
+    `mcnemar_p` is the exact two-sided McNemar test on them (how likely a split at
+    least this uneven is when both classifiers are equally good).
+    """
+    import math
+
+    a = np.asarray(a_correct, dtype=bool)
+    b = np.asarray(b_correct, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"need two equal, non-empty 1-D arrays, got {a.shape} and {b.shape}")
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    discordant = only_a + only_b
+    tail = sum(math.comb(discordant, i) for i in range(min(only_a, only_b) + 1))
+    p_value = min(1.0, 2 * tail / 2**discordant)
+    rows = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
+    diffs = a[rows].mean(axis=1) - b[rows].mean(axis=1)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return {
+        "difference": round(float(a.mean() - b.mean()), 4),
+        "ci95": [round(float(low), 4), round(float(high), 4)],
+        "only_a_right": only_a,
+        "only_b_right": only_b,
+        "mcnemar_p": round(p_value, 3),
+    }

@@ -186,9 +186,10 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
     # Scores come from the exported artifact itself, not the in-memory Keras model.
     predictor = Predictor.open_savedmodel(out, {"model_version": "pending"})
     metrics = {}
+    probabilities = {}
     for name in ("val", "test"):
-        probabilities = predictor.predict(splits[name].texts)
-        metrics[name] = classification_report(splits[name].labels, probabilities)
+        probabilities[name] = predictor.predict(splits[name].texts)
+        metrics[name] = classification_report(splits[name].labels, probabilities[name])
         emit(
             f"{name}: accuracy {metrics[name]['accuracy']:.4f}  "
             f"roc_auc {metrics[name]['roc_auc']:.4f}  log_loss {metrics[name]['log_loss']:.4f}"
@@ -196,9 +197,16 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
     baseline = None
     if not args.no_baseline:
         from model.baseline import tfidf_baseline
+        from model.metrics import BULLISH_THRESHOLD, paired_comparison
 
-        baseline = tfidf_baseline(splits["train"], splits["val"], splits["test"])
-        emit(f"baseline: val {baseline['val_accuracy']:.4f} test {baseline['test_accuracy']:.4f}")
+        baseline, predictions = tfidf_baseline(splits["train"], splits["val"], splits["test"])
+        labels = splits["test"].labels
+        lstm_right = (probabilities["test"] >= BULLISH_THRESHOLD) == (labels == 1)
+        baseline["lstm_vs_baseline_on_test"] = paired_comparison(lstm_right, predictions == labels)
+        emit(
+            f"baseline: val {baseline['val_accuracy']:.4f} test {baseline['test_accuracy']:.4f}; "
+            f"LSTM minus baseline on test {baseline['lstm_vs_baseline_on_test']}"
+        )
     command = "stocksent train " + " ".join(shlex.quote(a) for a in argv)
     manifest = write_manifest(
         out,

@@ -24,7 +24,8 @@ def write_split(path: Path, n: int, seed: int) -> None:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-epoch model trained by the CLI on 300 synthetic rows."""
+    """A 1-epoch model with subwords trained by the CLI on 300 synthetic rows, with the
+    baseline measured beside it."""
     data = tmp_path_factory.mktemp("data")
     for seed, split in enumerate(("train", "val", "test")):
         write_split(data / f"{split}.csv.gz", 300, seed)
@@ -42,7 +43,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "8",
         "--lstm-units",
         "8,4",
-        "--no-baseline",
+        "--subword-buckets",
+        "16",
+        "--subword-dim",
+        "4",
     ]
     assert train_cli.main(argv, prog="stocksent train") == 0
     return out
@@ -55,7 +59,16 @@ def test_train_exports_a_complete_model(trained: Path) -> None:
         assert (trained / name).is_file(), name
     assert set(manifest["metrics"]) == {"val", "test"}
     assert manifest["rebuild_command"].startswith("stocksent train --data ")
-    assert manifest["model_version"] in (trained / "MODEL_CARD.md").read_text()
+    card = (trained / "MODEL_CARD.md").read_text()
+    assert manifest["model_version"] in card
+    assert manifest["network"]["subword_buckets"] == 16
+    assert "16 hashed buckets" in card
+    paired = manifest["baseline"]["lstm_vs_baseline_on_test"]
+    assert set(paired) == {"difference", "ci95", "only_a_right", "only_b_right", "mcnemar_p"}
+    assert paired["difference"] == pytest.approx(
+        manifest["metrics"]["test"]["accuracy"] - manifest["baseline"]["test_accuracy"], abs=2e-4
+    )
+    assert "McNemar" in card
 
 
 @pytest.mark.slow

@@ -57,3 +57,28 @@ def test_read_labeled_csv_names_bad_rows(tmp_path: Path) -> None:
     path.write_text("text,label\nhello,bullish\n", encoding="utf-8")
     with pytest.raises(ValueError, match="missing column"):
         read_labeled_csv(path)
+
+
+def test_paired_comparison_counts_and_tests_the_disagreements() -> None:
+    from model.metrics import paired_comparison
+
+    a = np.array([True] * 60 + [False] * 40)
+    b = np.array([True] * 50 + [False] * 10 + [True] * 5 + [False] * 35)
+    out = paired_comparison(a, b)
+    assert out["only_a_right"] == 10 and out["only_b_right"] == 5
+    assert out["difference"] == 0.05
+    # Exact two-sided binomial test of 5 vs 10 discordant pairs: p = 0.3018.
+    assert out["mcnemar_p"] == 0.302
+    low, high = out["ci95"]
+    assert low < 0.05 < high
+    same = paired_comparison(a, a)
+    assert same["mcnemar_p"] == 1.0 and same["ci95"] == [0.0, 0.0]
+    lopsided = paired_comparison(np.ones(100, bool), np.zeros(100, bool))
+    assert lopsided["mcnemar_p"] < 1e-20 and lopsided["difference"] == 1.0
+
+
+def test_paired_comparison_rejects_mismatched_arrays() -> None:
+    from model.metrics import paired_comparison
+
+    with pytest.raises(ValueError, match="equal"):
+        paired_comparison(np.ones(3, bool), np.ones(4, bool))
