@@ -119,18 +119,17 @@ class InferenceNetwork(tf.Module):
         extra = self.subword_vectors(tf.gather(tokens, rows))
         return tf.tensor_scatter_nd_add(vectors, rows[:, None], extra)
 
-    def __call__(self, ids: tf.Tensor) -> tf.Tensor:
+    def __call__(self, ids: tf.Tensor, table: tf.Tensor | None = None) -> tf.Tensor:
         """Padded ids (batch, steps) -> probability of bullish (batch,).
 
-        Only for networks without subwords (their vectors depend on the token's
-        text, not only its id: `from_vectors`)."""
+        The ids index `table` (default: the vocabulary's vectors); a network with
+        subwords is given a table of the batch's own token vectors instead, since a
+        token outside the vocabulary has a vector of its own (`SentimentModule.serve`).
+        """
         lengths = tf.reduce_sum(tf.cast(ids != PAD_INDEX, tf.int32), axis=1)
+        vectors = self.embeddings if table is None else table
         # Time-major (steps, batch, dim).
-        return self._run(tf.gather(self.embeddings, tf.transpose(ids)), lengths)
-
-    def from_vectors(self, vectors: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-        """Padded input vectors (batch, steps, dim) -> probability of bullish (batch,)."""
-        return self._run(tf.transpose(vectors, [1, 0, 2]), lengths)
+        return self._run(tf.gather(vectors, tf.transpose(ids)), lengths)
 
     def _run(self, x: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
         """Time-major input vectors (steps, batch, dim) -> probability of bullish (batch,)."""
@@ -199,31 +198,26 @@ class SentimentModule(tf.Module):
             # XLA compiles one program per input shape: padding the batch to a
             # power of two bounds the programs at ~13 batch x 6 length buckets.
             return {OUTPUT_KEY: self._score(pad_rows(ids))[: tf.shape(messages)[0]]}
-        lengths = tf.cast(tokens.row_lengths(), tf.int32)
         if not self.network.subword_buckets:
-            return {OUTPUT_KEY: self._score_by_length(ids, lengths, self._score_ids)}
-        vectors = tokens.with_flat_values(
-            self.network.token_vectors(tokens.flat_values, token_ids.flat_values)
-        )
-        dense = vectors.to_tensor()
-        dense = tf.pad(dense, [[0, 0], [0, tf.shape(ids)[1] - tf.shape(dense)[1]], [0, 0]])
-        return {OUTPUT_KEY: self._score_by_length(dense, lengths, self.network.from_vectors)}
-
-    def _score_ids(self, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-        return self.network(ids)
+            return {OUTPUT_KEY: self._score_by_length(ids, self.network)}
+        # Each token of the batch gets its own row in a table of the batch's vectors
+        # (row 0 is padding); the network then indexes that table, not the vocabulary.
+        flat = self.network.token_vectors(tokens.flat_values, token_ids.flat_values)
+        table = tf.concat([tf.zeros([1, tf.shape(flat)[1]], flat.dtype), flat], axis=0)
+        rows = tf.range(1, tf.shape(flat)[0] + 1, dtype=tf.int32)
+        positions = pad_ids(tokens.with_flat_values(rows))
+        return {OUTPUT_KEY: self._score_by_length(positions, lambda c: self.network(c, table))}
 
     def _score_by_length(
-        self,
-        inputs: tf.Tensor,
-        lengths: tf.Tensor,
-        score: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+        self, ids: tf.Tensor, score: Callable[[tf.Tensor], tf.Tensor]
     ) -> tf.Tensor:
-        """Score rows (ids or input vectors, batch-major) sorted by length in chunks of
-        `CHUNK_ROWS`, each chunk padded only to its own longest row: a big batch of
-        mostly short messages then does not pay for its longest one on every row."""
-        rows = tf.shape(inputs)[0]
+        """Score rows of padded ids with `score`, sorted by length in chunks of `CHUNK_ROWS`,
+        each chunk padded only to its own longest row: a big batch of mostly short
+        messages then does not pay for its longest one on every row."""
+        rows = tf.shape(ids)[0]
+        lengths = tf.reduce_sum(tf.cast(ids != PAD_INDEX, tf.int32), axis=1)
         order = tf.argsort(lengths, stable=True)
-        sorted_inputs = tf.gather(inputs, order)
+        sorted_ids = tf.gather(ids, order)
         sorted_lengths = tf.gather(lengths, order)
         chunks = (rows + CHUNK_ROWS - 1) // CHUNK_ROWS
 
@@ -232,8 +226,7 @@ class SentimentModule(tf.Module):
             end = tf.minimum(start + CHUNK_ROWS, rows)
             longest = sorted_lengths[end - 1]
             steps = tf.maximum((longest + PAD_MULTIPLE - 1) // PAD_MULTIPLE, 1) * PAD_MULTIPLE
-            chunk = score(sorted_inputs[start:end, :steps], sorted_lengths[start:end])
-            return i + 1, scores.write(i, chunk)
+            return i + 1, scores.write(i, score(sorted_ids[start:end, :steps]))
 
         scores = tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None])
         _, scores = tf.while_loop(lambda i, _: i < chunks, body, (tf.constant(0), scores))
