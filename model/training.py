@@ -87,7 +87,8 @@ def make_dataset(
     With `subwords` (ragged n-gram ids, `model.subwords.nested_subword_ids`) the
     inputs are the network's dict of token ids and padded n-gram ids.
     With `word_dropout`, that share of tokens becomes OOV (fresh each epoch): the
-    network cannot lean on single rare words, and learns what OOV looks like.
+    network cannot lean on single rare words, and learns what OOV looks like (with
+    subwords a dropped word keeps its n-grams, as a word outside the vocabulary does).
     """
     columns: tuple[Any, ...] = (ids, labels.astype("float32"))
     if subwords is not None:
