@@ -41,6 +41,30 @@ def _ema(train: dict[str, Any]) -> str:
     )
 
 
+def _subwords(net: dict[str, Any]) -> str:
+    buckets = net.get("subword_buckets", 0)
+    if not buckets:
+        return ""
+    return (
+        f" + subwords (the mean of each token's character 3-5-gram vectors, {buckets}"
+        f" hashed buckets of {net['subword_dim']}, projected to {net['embedding_dim']})"
+    )
+
+
+def _subword_reason(net: dict[str, Any]) -> str:
+    if not net.get("subword_buckets", 0):
+        return ""
+    return (
+        "- **Subwords** (`model/subwords.py`, the fastText recipe): a token's vector is its\n"
+        "  word vector plus the mean of its character n-gram vectors, so a word seen\n"
+        "  once in train (out of the vocabulary), a misspelling or an elongation\n"
+        "  (`bullllish`) lands near the words it shares n-grams with; the TF-IDF\n"
+        "  teacher's character n-grams had shown that this signal is there. Serving\n"
+        "  stores each vocabulary word's summed vector and derives n-grams only for\n"
+        "  tokens outside the vocabulary.\n"
+    )
+
+
 TARGET_TEST_ACCURACY = 0.78
 SEED_TEST_ACCURACY = 0.717
 
@@ -225,30 +249,6 @@ identical epochs here); on another CPU the last digits may still differ.
   see `calibration.png` from `stocksent evaluate --plots`.
 - Non-English text maps mostly to OOV.
 """
-
-
-def _subwords(net: dict[str, Any]) -> str:
-    buckets = net.get("subword_buckets", 0)
-    if not buckets:
-        return ""
-    return (
-        f" + subwords (the mean of each token's character 3-5-gram vectors, {buckets}"
-        f" hashed buckets of {net['subword_dim']}, projected to {net['embedding_dim']})"
-    )
-
-
-def _subword_reason(net: dict[str, Any]) -> str:
-    if not net.get("subword_buckets", 0):
-        return ""
-    return (
-        "- **Subwords** (`model/subwords.py`, the fastText recipe): a token's vector is its\n"
-        "  word vector plus the mean of its character n-gram vectors, so a word seen\n"
-        "  once in train (out of the vocabulary), a misspelling or an elongation\n"
-        "  (`bullllish`) lands near the words it shares n-grams with; the TF-IDF\n"
-        "  teacher's character n-grams had shown that this signal is there. Serving\n"
-        "  stores each vocabulary word's summed vector and derives n-grams only for\n"
-        "  tokens outside the vocabulary.\n"
-    )
 
 
 def write_card(directory: str | Path, manifest: dict[str, Any]) -> Path:
