@@ -128,6 +128,41 @@ def measure_naive(
     )
 
 
+def measure_keras_naive(
+    network_config: dict[str, Any],
+    vocabulary: Sequence[str],
+    messages: Sequence[str],
+    seconds: float = 5.0,
+) -> dict[str, float]:
+    """Keras `predict` on one message a call: what a service wrapping the Keras network
+    without batching gets (the issue's calibration measured 24 msgs/s). The network has the
+    artifact's configuration (`manifest.json`'s `network`) with untrained weights (the cost
+    does not depend on them), fed exactly as in training."""
+    import tensorflow as tf
+
+    from model.network import SUBWORD_IDS, TOKEN_IDS, NetworkConfig, build_network
+    from model.serving import pad_ids
+    from model.subwords import pad_subwords
+    from model.text import to_utf8, tokenize_batch
+    from model.training import network_inputs
+    from model.vocab import TokenEncoder
+
+    config = NetworkConfig.from_dict(network_config)
+    network = build_network(len(vocabulary), config)
+    encoder = TokenEncoder(vocabulary)
+
+    def predict(batch: Sequence[str]) -> Any:
+        tokens = tokenize_batch(tf.constant([to_utf8(m) for m in batch], dtype=tf.string))
+        ids, grams = network_inputs(encoder, tokens, config.subword_buckets)
+        padded = pad_ids(ids)
+        inputs: Any = padded
+        if grams is not None:
+            inputs = {TOKEN_IDS: padded, SUBWORD_IDS: pad_subwords(grams, tf.shape(padded)[1])}
+        return network.predict(inputs, verbose=0)
+
+    return measure_throughput(predict, _batches(messages, 1), 1, seconds)
+
+
 def export_seed_configuration(directory: str | Path, vocabulary: Sequence[str]) -> Path:
     """Export the seed's network (fixed 244 steps, Embedding 300, LSTM 128 -> 64, dropout
     0.5, no masking) untrained, behind the same normalisation and vocabulary."""
