@@ -98,7 +98,9 @@ def model_one_thread(directory: Path, batch_size: int, seconds: float) -> float:
 # TensorFlow pool sizes tried for the classifier: one thread, or TensorFlow's one per core.
 SWEEP_INFERENCE_THREADS = (1, 0)
 SWEEP_BATCH_SIZES = (64, 128, 256, 512, 1024)
-SWEEP_MESSAGES = 15_000
+# As many as the pipeline drain: a drain of 15,000 is over in under a second here, too short
+# to tell 5% apart on a shared machine (two runs chose 512 and 1024 from the same model).
+SWEEP_MESSAGES = 50_000
 # A batch size within this fraction of the best drain rate counts as as fast: the smallest
 # such size wins, because a smaller batch is scored sooner (lower latency at the same speed).
 SWEEP_TOLERANCE = 0.05
