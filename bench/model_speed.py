@@ -140,11 +140,9 @@ def measure_keras_naive(
     does not depend on them), fed exactly as in training."""
     import tensorflow as tf
 
-    from model.network import SUBWORD_IDS, TOKEN_IDS, NetworkConfig, build_network
-    from model.serving import pad_ids
-    from model.subwords import pad_subwords
+    from model.network import NetworkConfig, build_network
     from model.text import to_utf8, tokenize_batch
-    from model.training import network_inputs
+    from model.training import network_inputs, padded_inputs
     from model.vocab import TokenEncoder
 
     config = NetworkConfig.from_dict(network_config)
@@ -154,11 +152,7 @@ def measure_keras_naive(
     def predict(batch: Sequence[str]) -> Any:
         tokens = tokenize_batch(tf.constant([to_utf8(m) for m in batch], dtype=tf.string))
         ids, grams = network_inputs(encoder, tokens, config.subword_buckets)
-        padded = pad_ids(ids)
-        inputs: Any = padded
-        if grams is not None:
-            inputs = {TOKEN_IDS: padded, SUBWORD_IDS: pad_subwords(grams, tf.shape(padded)[1])}
-        return network.predict(inputs, verbose=0)
+        return network.predict(padded_inputs(ids, grams), verbose=0)
 
     return measure_throughput(predict, _batches(messages, 1), 1, seconds)
 

@@ -60,7 +60,7 @@ class InferenceNetwork(tf.Module):
         network: keras.Model,
         pooling: str,
         vocabulary: Sequence[str],
-        fallback_ids: Sequence[int] = (),
+        fallback_ids: Sequence[int],
     ) -> None:
         super().__init__(name="inference_network")
         if pooling not in ("last", "last+max"):
@@ -128,21 +128,16 @@ class InferenceNetwork(tf.Module):
         """
         lengths = tf.reduce_sum(tf.cast(ids != PAD_INDEX, tf.int32), axis=1)
         vectors = self.embeddings if table is None else table
-        # Time-major (steps, batch, dim).
-        return self._run(tf.gather(vectors, tf.transpose(ids)), lengths)
-
-    def _run(self, x: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-        """Time-major input vectors (steps, batch, dim) -> probability of bullish (batch,)."""
-        steps, batch = tf.shape(x)[0], tf.shape(x)[1]
+        x = tf.gather(vectors, tf.transpose(ids))  # time-major (steps, batch, dim)
         for kernel, recurrent, bias in zip(
             self.lstm_kernels, self.lstm_recurrent_kernels, self.lstm_biases, strict=True
         ):
             x = _lstm_sequence(tf.einsum("tbd,dg->tbg", x, kernel) + bias, recurrent)
         has_tokens = (lengths > 0)[:, None]
-        last_index = tf.stack([tf.maximum(lengths - 1, 0), tf.range(batch)], axis=1)
+        last_index = tf.stack([tf.maximum(lengths - 1, 0), tf.range(tf.shape(ids)[0])], axis=1)
         features = tf.where(has_tokens, tf.gather_nd(x, last_index), 0.0)
         if self.pooling == "last+max":
-            real = tf.transpose(tf.sequence_mask(lengths, steps))[:, :, None]
+            real = tf.transpose(tf.sequence_mask(lengths, tf.shape(ids)[1]))[:, :, None]
             # Outputs lie in (-1, 1): -1 at padded steps never wins the max.
             maxed = tf.reduce_max(tf.where(real, x, -1.0), axis=0)
             features = tf.concat([maxed, features], axis=1)

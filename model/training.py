@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.data import LabeledMessages
+from model.metrics import BULLISH_THRESHOLD
 from model.network import SUBWORD_IDS, TOKEN_IDS, NetworkConfig, build_network
 from model.serving import pad_ids
 from model.subwords import nested_subword_ids, pad_subwords
@@ -36,7 +37,7 @@ class TrainingConfig:
     ema_momentum: float = 0.0  # > 0: validate, keep and export the weights' moving average
     lr_monitor: str = "val_loss"  # what ReduceLROnPlateau watches: val_loss or val_accuracy
     # Distillation (model.distill): train on (1 - w) * tag + w * teacher probability.
-    distill_from: str = "none"  # "none", "tfidf-oof" or "tfidf-char-oof" (model.distill)
+    distill_from: str = "none"  # one of model.distill.TEACHERS
     soft_target_weight: float = 0.0  # w
     distill_folds: int = 5
     teacher_c: float = 4.0  # the teacher's LR regularisation (the baseline's val choice)
@@ -106,14 +107,17 @@ def make_dataset(
 
         ds = ds.map(drop_words)
     if subwords is None:
-        return ds.map(lambda x, y: (pad_ids(x), y)).prefetch(2)
+        return ds.map(lambda x, y: (padded_inputs(x), y)).prefetch(2)
+    return ds.map(lambda x, y, grams: (padded_inputs(x, grams), y)).prefetch(2)
 
-    def pad_both(x: tf.RaggedTensor, y: tf.Tensor, grams: tf.RaggedTensor) -> tuple[Any, Any]:
-        padded = pad_ids(x)
-        inputs = {TOKEN_IDS: padded, SUBWORD_IDS: pad_subwords(grams, tf.shape(padded)[1])}
-        return inputs, y
 
-    return ds.map(pad_both).prefetch(2)
+def padded_inputs(ids: tf.RaggedTensor, grams: tf.RaggedTensor | None = None) -> Any:
+    """What the Keras network takes for ragged token ids (and, with subwords, their ragged
+    n-gram ids): the ids padded as in serving, or the dict of both, lined up step for step."""
+    padded = pad_ids(ids)
+    if grams is None:
+        return padded
+    return {TOKEN_IDS: padded, SUBWORD_IDS: pad_subwords(grams, tf.shape(padded)[1])}
 
 
 def network_inputs(
@@ -219,7 +223,7 @@ def _teacher(
     assert teacher is not None
 
     def report(name: str, probabilities: np.ndarray) -> None:
-        agree = float(np.mean((probabilities >= 0.5) == (train_set.labels == 1)))
+        agree = float(np.mean((probabilities >= BULLISH_THRESHOLD) == (train_set.labels == 1)))
         emit(f"teacher {name}: out-of-fold accuracy on train {agree:.4f}")
 
     report(str(tfidf), teacher)

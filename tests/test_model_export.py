@@ -13,7 +13,7 @@ import tensorflow as tf
 from model import BULLISH_THRESHOLD, Predictor, label_for
 from model.export import content_hash, export_savedmodel, write_manifest
 from model.network import NetworkConfig, build_network
-from model.serving import OUTPUT_KEY, SIGNATURE_NAME, pad_ids
+from model.serving import OUTPUT_KEY, SIGNATURE_NAME
 from model.text import to_utf8, tokenize, tokenize_batch
 from model.vocab import TokenEncoder, build_vocabulary
 
@@ -55,15 +55,10 @@ def synthetic_messages(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 
 def keras_inputs(texts: list[str], vocabulary: list[str], subword_buckets: int = 0) -> object:
     """What the Keras network takes for `texts`: padded ids, or with subwords the dict."""
-    from model.network import SUBWORD_IDS, TOKEN_IDS
-    from model.subwords import nested_subword_ids, pad_subwords
+    from model.training import network_inputs, padded_inputs
 
     tokens = tokenize_batch(tf.constant(texts))
-    ids = pad_ids(TokenEncoder(vocabulary).encode(tokens))
-    if not subword_buckets:
-        return ids
-    grams = pad_subwords(nested_subword_ids(tokens, subword_buckets), tf.shape(ids)[1])
-    return {TOKEN_IDS: ids, SUBWORD_IDS: grams}
+    return padded_inputs(*network_inputs(TokenEncoder(vocabulary), tokens, subword_buckets))
 
 
 def export_tiny(
