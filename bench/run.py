@@ -167,6 +167,21 @@ def _drain(
     return classifier, topic_in, topic_out, group, count / (done_at - ready_at)
 
 
+def _sweep_drain(
+    bootstrap: str,
+    messages: list[dict[str, Any]],
+    count: int,
+    classifier_args: Sequence[str],
+    work_dir: Path,
+) -> float:
+    """One sweep drain: `count` messages with `classifier_args` and a wait long enough for
+    every batch to fill (`SWEEP_DRAIN_WAIT_MS`); the classifier is stopped after. msgs/s."""
+    args = [*classifier_args, f"--batch-wait-ms={SWEEP_DRAIN_WAIT_MS}"]
+    classifier, *_, rate = _drain(bootstrap, messages, count, args, work_dir)
+    classifier.terminate()
+    return rate
+
+
 def threads_option(threads: int) -> str:
     """The classifier's option for a TensorFlow pool of `threads` (0: one per core)."""
     return f"--inference-threads={threads}"
@@ -185,14 +200,8 @@ def choose_threads(
     the Kafka loop)."""
 
     def drain_rate(threads: int) -> float:
-        args = [
-            *classifier_args,
-            threads_option(threads),
-            f"--batch-size={batch_size}",
-            f"--batch-wait-ms={SWEEP_DRAIN_WAIT_MS}",
-        ]
-        classifier, *_, rate = _drain(bootstrap, messages, count, args, work_dir)
-        classifier.terminate()
+        args = [*classifier_args, threads_option(threads), f"--batch-size={batch_size}"]
+        rate = _sweep_drain(bootstrap, messages, count, args, work_dir)
         print(f"  inference threads {threads or 'one per core'}: {rate:,.0f} msgs/s", flush=True)
         return rate
 
@@ -226,15 +235,9 @@ def choose_batching(
     default batch size and wait (see `pick_batching` and `choose_wait`)."""
 
     def drain_rate(size: int) -> float:
-        args = [
-            *classifier_args,
-            "--batch-size",
-            str(size),
-            "--batch-wait-ms",
-            str(SWEEP_DRAIN_WAIT_MS),
-        ]
-        classifier, *_, rate = _drain(bootstrap, messages, count, args, work_dir)
-        classifier.terminate()
+        rate = _sweep_drain(
+            bootstrap, messages, count, [*classifier_args, "--batch-size", str(size)], work_dir
+        )
         print(f"  batch {size}: {rate:,.0f} msgs/s", flush=True)
         return rate
 
