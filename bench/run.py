@@ -18,8 +18,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from bench.constant_model import SPEC as CONSTANT_MODEL
+from bench.cpu import CpuMeter, CpuSplit
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -131,16 +135,28 @@ def best_of_rounds(
     return {c: best(v) for c, v in runs.items()}, runs
 
 
+@dataclass
+class Drain:
+    """One drain of preloaded messages by a classifier that is still running after it."""
+
+    classifier: Any  # stocksent.service_process.ServiceProcess
+    topic_in: str
+    topic_out: str
+    msgs_per_s: float  # from classifier-ready to the commit of the last record
+    cpu: CpuSplit  # CPU spent over that interval
+
+
 def _drain(
     bootstrap: str,
     messages: list[dict[str, Any]],
     count: int,
     classifier_args: Sequence[str],
     work_dir: Path,
-) -> tuple[Any, str, str, str, float]:
-    """Preloads `count` messages into fresh topics and starts a classifier on them; returns
-    (classifier process, input topic, output topic, group, drain rate in msgs/s), the rate
-    timed from classifier-ready to the commit of the last record."""
+    broker_pid: int | None = None,
+) -> Drain:
+    """Preloads `count` messages into fresh topics and starts a classifier on them; times the
+    drain from classifier-ready to the commit of the last record, and meters the CPU the
+    classifier (and the broker, given its pid) spent meanwhile."""
     from bench import pipeline
 
     run_id = uuid.uuid4().hex[:8]
@@ -159,12 +175,14 @@ def _drain(
         classifier_args,
     )
     try:
+        meter = CpuMeter(classifier.process.pid, broker_pid)
         ready_at = time.monotonic()
         done_at = pipeline.wait_committed(bootstrap, group, topic_in, count, timeout_s=900)
+        cpu = meter.split()
     except BaseException:
         classifier.terminate()
         raise
-    return classifier, topic_in, topic_out, group, count / (done_at - ready_at)
+    return Drain(classifier, topic_in, topic_out, count / (done_at - ready_at), cpu)
 
 
 def _sweep_drain(
@@ -177,9 +195,9 @@ def _sweep_drain(
     """One sweep drain: `count` messages with `classifier_args` and a wait long enough for
     every batch to fill (`SWEEP_DRAIN_WAIT_MS`); the classifier is stopped after. msgs/s."""
     args = [*classifier_args, f"--batch-wait-ms={SWEEP_DRAIN_WAIT_MS}"]
-    classifier, *_, rate = _drain(bootstrap, messages, count, args, work_dir)
-    classifier.terminate()
-    return rate
+    drain = _drain(bootstrap, messages, count, args, work_dir)
+    drain.classifier.terminate()
+    return drain.msgs_per_s
 
 
 def threads_option(threads: int) -> str:
@@ -288,13 +306,13 @@ def choose_wait(
 
     def p99_ms(wait: int) -> float:
         args = [*classifier_args, "--batch-size", str(batch_size), "--batch-wait-ms", str(wait)]
-        classifier, topic_in, topic_out, _, _ = _drain(bootstrap, messages, 1000, args, work_dir)
+        drain = _drain(bootstrap, messages, 1000, args, work_dir)
         try:
             figures = pipeline.offered_load_latency(
-                bootstrap, topic_in, topic_out, messages[1000:], offered_rate, seconds
+                bootstrap, drain.topic_in, drain.topic_out, messages[1000:], offered_rate, seconds
             )
         finally:
-            classifier.terminate()
+            drain.classifier.terminate()
         p99 = float(figures["latency_p99_ms"])
         print(f"  wait {wait} ms: p99 {p99:,.0f} ms", flush=True)
         return p99
@@ -316,35 +334,65 @@ def pipeline_figures(
     latency_seconds: float,
     classifier_args: Sequence[str],
     work_dir: Path,
+    broker_pid: int | None = None,
 ) -> dict[str, Any]:
     """Drain `drain_count` preloaded messages, then offer half the drain rate; one
-    classifier process throughout (its start-up time and peak RSS are reported)."""
+    classifier process throughout (its start-up time and peak RSS are reported). Then the
+    same drain with a constant stand-in for the model: the Kafka path alone."""
     from bench import pipeline
 
-    classifier, topic_in, topic_out, _, drain_rate = _drain(
-        bootstrap, messages, drain_count, classifier_args, work_dir
-    )
+    drain = _drain(bootstrap, messages, drain_count, classifier_args, work_dir, broker_pid)
+    classifier = drain.classifier
     try:
         latency = pipeline.offered_load_latency(
             bootstrap,
-            topic_in,
-            topic_out,
+            drain.topic_in,
+            drain.topic_out,
             messages[drain_count:] or messages,
-            drain_rate / 2,
+            drain.msgs_per_s / 2,
             latency_seconds,
         )
         rss = classifier.peak_rss_mb()
     finally:
         exit_code = classifier.terminate()
+    print("measuring the Kafka path alone (a constant stand-in for the model) ...", flush=True)
+    transport = _drain(
+        bootstrap,
+        messages,
+        drain_count,
+        [*classifier_args, "--model", CONSTANT_MODEL],
+        work_dir,
+        broker_pid,
+    )
+    transport.classifier.terminate()
     return {
         "pipeline_messages": drain_count,
-        "pipeline_msgs_per_s": round(drain_rate, 1),
+        "pipeline_msgs_per_s": round(drain.msgs_per_s, 1),
+        **cpu_figures("pipeline", drain, drain_count),
+        "transport_msgs_per_s": round(transport.msgs_per_s, 1),
+        **cpu_figures("transport", transport, drain_count),
         **{k: round(v, 1) if isinstance(v, float) else v for k, v in latency.items()},
         "rss_mb": round(rss, 1),
         "startup_s": round(classifier.startup_s, 2),
         "classifier_exit_code": exit_code,
         "classifier_args": list(classifier_args),
     }
+
+
+def cpu_figures(name: str, drain: Drain, messages: int) -> dict[str, Any]:
+    """`<name>_cpu_us_per_msg` (CPU per message by part) and `<name>_cores_busy` (CPU seconds
+    per second of the drain, all parts)."""
+    seconds = messages / drain.msgs_per_s
+    return {
+        f"{name}_cpu_us_per_msg": drain.cpu.per_message_us(messages),
+        f"{name}_cores_busy": round(drain.cpu.total_s / seconds, 2),
+    }
+
+
+def cpu_bound(cpu_us_per_msg: dict[str, float], cores: int) -> float:
+    """The drain rate if every core were busy all the time on this CPU per message: no
+    design of the loop on this machine can go faster without cutting the work itself."""
+    return cores * 1e6 / sum(cpu_us_per_msg.values())
 
 
 def machine() -> dict[str, Any]:
@@ -366,6 +414,8 @@ def machine() -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     """The README's benchmark table."""
     m = result["machine"]
+    pipeline_cpu = _cpu_parts(result["pipeline_cpu_us_per_msg"])
+    transport_cpu = _cpu_parts(result["transport_cpu_us_per_msg"])
     rows = [
         (
             f"model ceiling (serving signature, best batch {result['model_ceiling_batch_size']})",
@@ -397,6 +447,32 @@ def markdown(result: dict[str, Any]) -> str:
         ("pipeline / naive (exported model)", f"{result['pipeline_vs_naive']:,.0f}x"),
         ("pipeline / naive (Keras `predict`)", f"{result['pipeline_vs_naive_keras']:,.0f}x"),
         ("ceiling / seed configuration", f"{result['ceiling_vs_seed_config']:.1f}x"),
+        (
+            "Kafka path alone: the same drain, a constant stand-in for the model",
+            f"{result['transport_msgs_per_s']:,.0f} msgs/s",
+        ),
+        ("pipeline / Kafka path alone", f"{result['pipeline_vs_transport']:.2f}"),
+        (
+            "CPU per message in the pipeline drain: " + " / ".join(pipeline_cpu),
+            " / ".join(f"{v:,.0f}" for v in pipeline_cpu.values())
+            + f" µs; {result['pipeline_cores_busy']:.2f} of {m['cores']} cores busy",
+        ),
+        (
+            "CPU per message, Kafka path alone: " + " / ".join(transport_cpu),
+            " / ".join(f"{v:,.0f}" for v in transport_cpu.values())
+            + f" µs; {result['transport_cores_busy']:.2f} of {m['cores']} cores busy",
+        ),
+        *(
+            [
+                (
+                    "pipeline bound by CPU: cores ÷ CPU per message (every core busy)",
+                    f"{result['pipeline_cpu_bound_msgs_per_s']:,.0f} msgs/s = "
+                    f"{result['cpu_bound_vs_ceiling']:.2f} of the ceiling",
+                )
+            ]
+            if "pipeline_cpu_bound_msgs_per_s" in result
+            else []
+        ),
         (
             f"end-to-end latency at {result['latency_offered_msgs_per_s']:,.0f} msgs/s "
             f"(half the drain rate, {result['latency_seconds']:.0f} s): p50 / p95 / p99 / max",
@@ -438,6 +514,18 @@ def markdown(result: dict[str, Any]) -> str:
         *(f"| {a} | {b} |" for a, b in rows),
     ]
     return "\n".join(lines) + "\n"
+
+
+CPU_PART_NAMES = {
+    "classifier_tensorflow": "TensorFlow threads",
+    "classifier_python": "Python threads (loop, kafka-python)",
+    "broker": "broker",
+}
+
+
+def _cpu_parts(us_per_msg: dict[str, float]) -> dict[str, float]:
+    """CPU per message keyed by readable part names, for the table."""
+    return {CPU_PART_NAMES[k]: v for k, v in us_per_msg.items()}
 
 
 def _sweep_note(*parts: Any) -> str:
@@ -542,7 +630,13 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
             print(f"measuring the pipeline on {bootstrap} ...", flush=True)
             result.update(
                 pipeline_figures(
-                    bootstrap, messages, args.messages, args.latency_seconds, classifier_args, work
+                    bootstrap,
+                    messages,
+                    args.messages,
+                    args.latency_seconds,
+                    classifier_args,
+                    work,
+                    broker.pid() if broker is not None else None,
                 )
             )
         finally:
@@ -560,6 +654,13 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
     result["pipeline_vs_naive_keras"] = round(
         result["pipeline_msgs_per_s"] / result["naive_keras_msgs_per_s"], 1
     )
+    result["pipeline_vs_transport"] = round(
+        result["pipeline_msgs_per_s"] / result["transport_msgs_per_s"], 3
+    )
+    if "broker" in result["pipeline_cpu_us_per_msg"]:  # all parts metered: a local broker
+        bound = cpu_bound(result["pipeline_cpu_us_per_msg"], result["machine"]["cores"])
+        result["pipeline_cpu_bound_msgs_per_s"] = round(bound, 1)
+        result["cpu_bound_vs_ceiling"] = round(bound / result["model_ceiling_msgs_per_s"], 3)
     result["ceiling_vs_seed_config"] = round(
         result["model_ceiling_msgs_per_s"] / result["seed_config_msgs_per_s"], 2
     )
