@@ -86,6 +86,9 @@ def wait_committed(
     raise TimeoutError(f"group {group_id} did not commit {total} records in {timeout_s}s")
 
 
+PACING_S = 0.001  # the offered load's finest step
+
+
 def offered_load_latency(
     bootstrap: str,
     input_topic: str,
@@ -127,16 +130,21 @@ def offered_load_latency(
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=True
     )
+    # Paced in steps of at least PACING_S: each wake-up sends every record due by then. A
+    # sleep per record (every 80 us at 12,600 msgs/s) made the generator a third costlier
+    # (4.5 against 3.4 CPU seconds for 10 s of load, measured), on the 2 cores the classifier
+    # is measured on; the broker sees no difference, since the producer lingers 5 ms anyway.
     start = time.monotonic()
-    for i in range(total):
-        due = start + i / rate
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        key, value = values[i]
-        now_ms = int(time.time() * 1000)
-        sent_ts[key] = now_ms
-        producer.send(input_topic, key=key, value=value, timestamp_ms=now_ms)
+    sent = 0
+    while sent < total:
+        due = min(total, int((time.monotonic() - start) * rate) + 1)
+        for i in range(sent, due):
+            key, value = values[i]
+            now_ms = int(time.time() * 1000)
+            sent_ts[key] = now_ms
+            producer.send(input_topic, key=key, value=value, timestamp_ms=now_ms)
+        sent = max(sent, due)
+        time.sleep(max(PACING_S, start + sent / rate - time.monotonic()))
     producer.flush()
     producer.close()
     deadline = time.monotonic() + 60
