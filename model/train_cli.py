@@ -100,7 +100,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=min(2, os.cpu_count() or 1),
-        help="TensorFlow intra-op threads (the machine is shared)",
+        help="TensorFlow threads per pool (0: TensorFlow's default, one per core)",
     )
     p.add_argument(
         "--limit", type=int, default=0, help="use only the first N rows of each split (smoke tests)"

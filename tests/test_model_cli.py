@@ -47,6 +47,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "16",
         "--subword-dim",
         "4",
+        # TensorFlow's default pools: in one pytest process with other TensorFlow tests the
+        # pools are already running, and TensorFlow refuses to resize them after that
+        "--threads",
+        "0",
     ]
     assert train_cli.main(argv, prog="stocksent train") == 0
     return out

@@ -194,6 +194,7 @@ def test_train_cli_distills_and_records_it(tmp_path: Path) -> None:
         "--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "64",
         "--embedding-dim", "8", "--lstm-units", "8,4", "--no-baseline",
         "--distill-from", "lstm+tfidf-oof", "--soft-target-weight", "0.5", "--distill-folds", "2",
+        "--threads", "0",  # TensorFlow's pools as they are (see tests/test_model_cli.py)
     ]  # fmt: skip
     assert train_cli.main(argv, prog="stocksent train") == 0
     manifest = json.loads((out / "manifest.json").read_text())
