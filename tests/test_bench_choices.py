@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.run import pick_batching, pick_threads
+from bench.run import pick_batching, pick_threads, pick_wait
 
 
 def test_smallest_batch_within_tolerance_of_the_best_wins() -> None:
@@ -35,3 +35,14 @@ def test_sweeps_measure_round_robin_and_keep_each_candidates_best() -> None:
     assert best == {"a": 5.0, "b": 9.0, "c": 8.0}
     lowest, _ = best_of_rounds(["x"], lambda _: 2.0, min, rounds=3)
     assert lowest == {"x": 2.0}
+
+
+def test_the_default_wait_changes_only_when_another_is_clearly_faster() -> None:
+    # the 02:30 run's p99 by wait, with 5 ms the default: 38% above the lowest -> 10 ms wins
+    measured = {2: 162.0, 5: 174.0, 10: 126.0, 20: 143.0, 50: 150.0}
+    assert pick_wait(measured, current_ms=5) == 10
+    # the 02:04 run's, with 20 ms the default: 10% above the lowest (5 ms) -> 20 ms stays
+    earlier = {2: 211.0, 5: 145.0, 10: 199.0, 20: 159.0, 50: 243.0}
+    assert pick_wait(earlier, current_ms=20) == 20
+    # a default that was not measured cannot be compared: the lowest wins, longer on a tie
+    assert pick_wait({5: 100.0, 10: 100.0, 20: 180.0}, current_ms=7) == 10
