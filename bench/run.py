@@ -112,9 +112,9 @@ SWEEP_TOLERANCE = 0.05
 SWEEP_DRAIN_WAIT_MS = 50
 SWEEP_WAITS_MS = (2, 5, 10, 20, 50)
 WAIT_SWEEP_SECONDS = 15.0
-# The current default wait stays while its p99 is within this of the lowest p99: the
-# p99 of one wait differed by up to 30% between runs here, more than between waits, and
-# three runs in a row had picked 20, 5 and 10 ms, each time changing the default.
+# The current default wait stays while its p99 is within this of the lowest p99: one
+# wait's p99 differed by 18-70% between the two rounds of one run here, more than the
+# waits differed, and three runs in a row had picked 20, 5 and 10 ms, each time a new default.
 WAIT_TOLERANCE = 0.15
 # Every sweep measures each candidate this many times, round-robin (a passing disturbance on
 # this shared machine then hits different candidates in different rounds), and keeps each
