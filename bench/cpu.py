@@ -78,10 +78,13 @@ class CpuMeter:
         self._start = self._read()
 
     def _read(self) -> tuple[float, float, float | None]:
+        total = process_cpu_seconds(self.classifier_pid)
+        if total is None:  # as the peak RSS, these figures need Linux's /proc
+            raise RuntimeError(f"cannot read the CPU time of process {self.classifier_pid}")
         threads = thread_cpu_seconds(self.classifier_pid)
         tensorflow = sum(s for n, s in threads.items() if n.startswith(TENSORFLOW_THREAD_PREFIX))
         broker = None if self.broker_pid is None else process_cpu_seconds(self.broker_pid)
-        return process_cpu_seconds(self.classifier_pid) or 0.0, tensorflow, broker
+        return total, tensorflow, broker
 
     def split(self) -> CpuSplit:
         (total_0, tensorflow_0, broker_0), (total_1, tensorflow_1, broker_1) = (

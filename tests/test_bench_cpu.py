@@ -59,6 +59,12 @@ def test_meter_counts_a_python_thread_even_after_it_ended() -> None:
     assert split.broker_s is not None and split.broker_s >= 0.25  # the same process here
 
 
+def test_meter_says_when_it_cannot_read_the_classifier() -> None:
+    gone = 2**22 + 7  # above Linux's largest pid
+    with pytest.raises(RuntimeError, match=str(gone)):
+        CpuMeter(gone, broker_pid=None)
+
+
 def test_per_message_figures_and_the_cpu_bound() -> None:
     split = CpuSplit(tensorflow_s=1.6, python_s=1.2, broker_s=0.2)
     per_message = split.per_message_us(50_000)
