@@ -62,7 +62,7 @@ def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) 
         predictor.manifest["network"], vocabulary, texts, seconds
     )
     seed = model_speed.measure_seed_configuration(vocabulary, texts, seconds=seconds)
-    one_thread = model_one_thread(directory, best["batch_size"], seconds)
+    one_thread = model_one_thread(directory, int(best["batch_size"]), seconds)
     return {
         "model_version": predictor.version,
         "model_ceiling_msgs_per_s": best["messages_per_s"],
@@ -624,6 +624,7 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
         else:
             result["kafka_version"] = "external"
         try:
+            chosen: dict[str, Any]
             if args.no_sweep:
                 chosen = {
                     "chosen_inference_threads": DEFAULT_INFERENCE_THREADS,
