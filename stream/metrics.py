@@ -21,7 +21,9 @@ METRIC_NAMES: Final[dict[str, str]] = {
     "dead_letters_total": "input records sent to the dead-letter topic, by reason",
     "errors_total": "errors by stage of the loop (the service carried on or retried)",
     "batch_size": "messages per processed batch",
+    "scoring_wait_seconds": "time a batch waited for the model (busy with the one before)",
     "inference_seconds": "time of one batched model call",
+    "publish_seconds": "time to publish a scored batch: sends, acknowledgements, offset commit",
     "end_to_end_seconds": "input record timestamp (else created_at) to output acknowledged",
     "consumer_lag": "records behind the partition's high watermark after the last batch",
     "predictions_total": "predictions by label",
@@ -42,7 +44,7 @@ ERROR_STAGES: Final[tuple[ErrorStage, ...]] = (
 OTHER_SYMBOL: Final = "other"
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
-INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 END_TO_END_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -64,7 +66,13 @@ class ClassifierMetrics:
             *doc("batch_size"), buckets=BATCH_SIZE_BUCKETS, registry=registry
         )
         self.inference_seconds = Histogram(
-            *doc("inference_seconds"), buckets=INFERENCE_BUCKETS, registry=registry
+            *doc("inference_seconds"), buckets=BATCH_STAGE_BUCKETS, registry=registry
+        )
+        self.scoring_wait_seconds = Histogram(
+            *doc("scoring_wait_seconds"), buckets=BATCH_STAGE_BUCKETS, registry=registry
+        )
+        self.publish_seconds = Histogram(
+            *doc("publish_seconds"), buckets=BATCH_STAGE_BUCKETS, registry=registry
         )
         self.end_to_end_seconds = Histogram(
             *doc("end_to_end_seconds"), buckets=END_TO_END_BUCKETS, registry=registry

@@ -316,7 +316,9 @@ class ClassifierService:
                 else:
                     rejected.append((record, result))  # type: ignore[arg-type]
         failed: list[tuple[Any, Rejection]] = []  # appended to by the inference thread
-        future = self._inference.submit(self._predict, messages, sources, failed)
+        future = self._inference.submit(
+            self._predict, messages, sources, failed, time.perf_counter()
+        )
         return _ScoredBatch(batch, messages, sources, rejected, failed, future)
 
     def _publish(self, scored: _ScoredBatch) -> bool:
@@ -325,6 +327,7 @@ class ClassifierService:
         if not batch:  # every partition revoked while it was scored
             return True
         messages, sources, probabilities, rejected = scored.outcome()
+        publish_started = time.perf_counter()
         settings = self.settings
         classified_at = utc_now_iso()
         send = self.producer.send
@@ -388,6 +391,7 @@ class ClassifierService:
         # Counted only once the batch is committed, so counters match what the topics hold.
         now = time.time()
         metrics = self.metrics
+        metrics.publish_seconds.observe(time.perf_counter() - publish_started)
         metrics.consumed.inc(sum(len(r) for r in batch.values()))
         metrics.published.inc(sum(labels.values()))
         metrics.batch_size.observe(len(messages))
@@ -416,11 +420,14 @@ class ClassifierService:
         messages: list[ClassifiableMessage],
         sources: list[Any],
         rejected: list[tuple[Any, Rejection]],
+        taken_at: float,
     ) -> list[float | None]:
-        """P(bullish) per message; None (and a DLQ entry) for a message the model fails on."""
+        """P(bullish) per message; None (and a DLQ entry) for a message the model fails on.
+        `taken_at`: when the batch was handed over (perf_counter), for the scoring wait."""
         if not messages:
             return []
         started = time.perf_counter()
+        self.metrics.scoring_wait_seconds.observe(started - taken_at)
         try:
             values = _checked(self.predictor.predict([m.text for m in messages]), len(messages))
             self.metrics.inference_seconds.observe(time.perf_counter() - started)

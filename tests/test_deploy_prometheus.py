@@ -216,6 +216,13 @@ def test_latency_panels_are_percentiles_over_histogram_buckets() -> None:
         for expr in exprs:
             assert expr.startswith("histogram_quantile(") and metric in expr, expr
             assert "by (le" in expr, f"{title}: quantile must aggregate by le: {expr}"
+    stages = [target["expr"] for target in panels["Where a batch's time goes (p95)"]["targets"]]
+    for metric, expr in zip(
+        ("scoring_wait_seconds", "inference_seconds", "publish_seconds"), stages, strict=True
+    ):
+        assert expr.startswith("histogram_quantile(0.95, sum by (le) (rate(") and (
+            f"stocksent_classifier_{metric}_bucket" in expr
+        ), expr
 
 
 def test_dashboard_and_rules_use_contract_metric_names_only_and_all_of_them() -> None:

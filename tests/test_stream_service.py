@@ -73,8 +73,10 @@ def settle(svc: ClassifierService) -> None:
 class SlowKeywordPredictor(KeywordPredictor):
     """Takes its time, so the loop fetches the next batch while this one is scored."""
 
+    DELAY_S = 0.2
+
     def predict(self, texts: Sequence[str]) -> np.ndarray:
-        time.sleep(0.2)
+        time.sleep(self.DELAY_S)
         return super().predict(texts)
 
 
@@ -336,3 +338,23 @@ def test_a_revoked_partition_is_dropped_from_every_batch_with_the_model() -> Non
     settle(svc)
     assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [12]  # partition 1 only
     assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [{1: 1}]
+
+
+def test_each_batch_times_its_wait_for_the_model_its_call_and_its_publishing() -> None:
+    polls = [fake_records("in", 0, [GOOD]), fake_records("in", 0, [GOOD_2], first_offset=1)]
+    consumer = FakeConsumer(polls=polls)
+    producer = FakeProducer()
+    svc, registry = service(consumer, producer, predictor=SlowKeywordPredictor(), batch_size=1)
+    run_polls(svc, 2)  # the second batch is taken while the model still scores the first
+
+    def count(name: str) -> float | None:
+        return registry.get_sample_value(f"{P}{name}_count")
+
+    def total(name: str) -> float:
+        return registry.get_sample_value(f"{P}{name}_sum") or 0.0
+
+    assert count("scoring_wait_seconds") == count("inference_seconds") == 2
+    assert count("publish_seconds") == 2
+    # the second batch waited for the first one's (slow) call
+    assert total("scoring_wait_seconds") >= 0.5 * SlowKeywordPredictor.DELAY_S
+    assert total("publish_seconds") > 0.0
