@@ -101,7 +101,7 @@ def model_one_thread(directory: Path, batch_size: int, seconds: float) -> float:
 
 # TensorFlow pool sizes tried for the classifier: one thread, or TensorFlow's one per core.
 SWEEP_INFERENCE_THREADS = (1, 0)
-# 2048 too: in three interleaved pairs of drains it beat 1024 by 13-25% (fewer, larger
+# 2048 too: in three interleaved pairs of drains it beat 1024 by 15-25% (fewer, larger
 # requests: less CPU per message in the classifier and the broker), so it must be a candidate.
 SWEEP_BATCH_SIZES = (64, 128, 256, 512, 1024, 2048)
 # As many as the pipeline drain: a drain of 15,000 is over in under a second here, too short
