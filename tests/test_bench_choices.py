@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
 from bench.run import pick_batching, pick_threads, pick_wait
 
 
@@ -46,3 +51,26 @@ def test_the_default_wait_changes_only_when_another_is_clearly_faster() -> None:
     assert pick_wait(earlier, current_ms=20) == 20
     # a default that was not measured cannot be compared: the lowest wins, longer on a tie
     assert pick_wait({5: 100.0, 10: 100.0, 20: 180.0}, current_ms=7) == 10
+
+
+def test_the_wait_sweep_keeps_each_waits_median_of_three_rounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench import pipeline, run
+
+    drain = SimpleNamespace(
+        topic_in="in", topic_out="out", classifier=SimpleNamespace(terminate=lambda: 0)
+    )
+    p99s = iter([500.0, 150.0, 100.0, 160.0, 400.0, 140.0])  # round-robin: 2, 5, 2, 5, 2, 5
+    monkeypatch.setattr(run, "_drain", lambda *a, **k: drain)
+    monkeypatch.setattr(
+        pipeline, "offered_load_latency", lambda *a, **k: {"latency_p99_ms": next(p99s)}
+    )
+    chosen = run.choose_wait("b", [{}] * 2000, [], Path("."), 1024, 100.0, 20, waits=(2, 5))
+    assert chosen["wait_sweep_runs_p99_ms"] == {
+        "2": [500.0, 100.0, 400.0],
+        "5": [150.0, 160.0, 140.0],
+    }
+    # one lucky round (100 ms) would have made 2 ms the best; the medians say 5 ms
+    assert chosen["wait_sweep_p99_ms"] == {"2": 400.0, "5": 150.0}
+    assert chosen["chosen_batch_wait_ms"] == 5
