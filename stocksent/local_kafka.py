@@ -11,6 +11,7 @@ import base64
 import contextlib
 import importlib.resources
 import os
+import random
 import shutil
 import signal
 import socket
@@ -364,8 +365,31 @@ def _alive(pid: int) -> bool:
         return False
 
 
+# Ports to listen on are taken below the kernel's ephemeral range when it leaves room: a port
+# that bind(0) hands out comes from that range, and any outgoing connection may take it
+# between the probe and the real bind (seen once: `make run`'s producer could not bind its
+# metrics port, taken meanwhile by one of the classifier's Kafka connections).
+LISTEN_PORT_FLOOR = 10_000
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (for brokers, metrics endpoints and test servers)."""
+    """A free TCP port on 127.0.0.1 (for brokers, metrics endpoints and test servers),
+    below the ephemeral range where the machine leaves room for it, else any free one."""
+    try:
+        ephemeral_low = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 0
+    # p + 1 must stay below the range too (free_port_pair)
+    candidates = range(LISTEN_PORT_FLOOR, ephemeral_low - 1)
+    if len(candidates) >= 1000:
+        for port in random.sample(candidates, 100):
+            with socket.socket() as probe:
+                try:
+                    probe.bind((DEFAULT_HOST, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as probe:
         probe.bind((DEFAULT_HOST, 0))
         return int(probe.getsockname()[1])
