@@ -138,11 +138,8 @@ def measure_keras_naive(
     without batching gets (the issue's calibration measured 24 msgs/s). The network has the
     artifact's configuration (`manifest.json`'s `network`) with untrained weights (the cost
     does not depend on them), fed exactly as in training."""
-    import tensorflow as tf
-
     from model.network import NetworkConfig, build_network
-    from model.text import to_utf8, tokenize_batch
-    from model.training import network_inputs, padded_inputs
+    from model.training import keras_inputs
     from model.vocab import TokenEncoder
 
     config = NetworkConfig.from_dict(network_config)
@@ -150,9 +147,8 @@ def measure_keras_naive(
     encoder = TokenEncoder(vocabulary)
 
     def predict(batch: Sequence[str]) -> Any:
-        tokens = tokenize_batch(tf.constant([to_utf8(m) for m in batch], dtype=tf.string))
-        ids, grams = network_inputs(encoder, tokens, config.subword_buckets)
-        return network.predict(padded_inputs(ids, grams), verbose=0)
+        inputs = keras_inputs(encoder, list(batch), config.subword_buckets)
+        return network.predict(inputs, verbose=0)
 
     return measure_throughput(predict, _batches(messages, 1), 1, seconds)
 

@@ -130,6 +130,12 @@ def network_inputs(
     return ids, nested_subword_ids(tokens, subword_buckets)
 
 
+def keras_inputs(encoder: TokenEncoder, texts: list[str], subword_buckets: int) -> Any:
+    """What the Keras network takes for raw message texts: tokenized through the serving
+    normalisation, encoded and padded as in training (`padded_inputs`)."""
+    return padded_inputs(*network_inputs(encoder, tokenize_messages(texts), subword_buckets))
+
+
 def soft_target_loss(y_true: Any, y_pred: Any) -> Any:
     """Cross-entropy against column 1 of y_true (the blended target); column 0 is the tag."""
     return keras.losses.binary_crossentropy(y_true[:, 1:2], y_pred)

@@ -14,7 +14,7 @@ from model import BULLISH_THRESHOLD, Predictor, label_for
 from model.export import content_hash, export_savedmodel, write_manifest
 from model.network import NetworkConfig, build_network
 from model.serving import OUTPUT_KEY, SIGNATURE_NAME
-from model.text import to_utf8, tokenize, tokenize_batch
+from model.text import to_utf8, tokenize
 from model.vocab import TokenEncoder, build_vocabulary
 
 WORDS = [
@@ -55,10 +55,9 @@ def synthetic_messages(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 
 def keras_inputs(texts: list[str], vocabulary: list[str], subword_buckets: int = 0) -> object:
     """What the Keras network takes for `texts`: padded ids, or with subwords the dict."""
-    from model.training import network_inputs, padded_inputs
+    from model.training import keras_inputs
 
-    tokens = tokenize_batch(tf.constant(texts))
-    return padded_inputs(*network_inputs(TokenEncoder(vocabulary), tokens, subword_buckets))
+    return keras_inputs(TokenEncoder(vocabulary), texts, subword_buckets)
 
 
 def export_tiny(
