@@ -131,20 +131,25 @@ SWEEP_ROUNDS = 2
 Candidate = TypeVar("Candidate")
 
 
-def best_of_rounds(
+def measure_rounds(
     candidates: Sequence[Candidate],
     measure: Callable[[Candidate], float],
-    best: Callable[[list[float]], float],
+    keep: Callable[[list[float]], float],
     rounds: int = SWEEP_ROUNDS,
 ) -> tuple[dict[Candidate, float], dict[Candidate, list[float]]]:
     """Measures every candidate once per round, round-robin; returns the figure kept for each
-    (by `best`, e.g. `max` for rates, `min` for latencies, or a median) and all its
+    (by `keep`: `max` for rates, `statistics.median` for latencies) and all its
     measurements."""
     runs: dict[Candidate, list[float]] = {c: [] for c in candidates}
     for _ in range(rounds):
         for candidate in candidates:
             runs[candidate].append(measure(candidate))
-    return {c: best(v) for c, v in runs.items()}, runs
+    return {c: keep(v) for c, v in runs.items()}, runs
+
+
+def _runs_json(runs: dict[Any, list[float]]) -> dict[str, list[float]]:
+    """Every round's figure per candidate, as the results JSON keeps them."""
+    return {str(c): [round(r, 1) for r in v] for c, v in runs.items()}
 
 
 @dataclass
@@ -235,10 +240,8 @@ def choose_threads(
         print(f"  inference threads {threads or 'one per core'}: {rate:,.0f} msgs/s", flush=True)
         return rate
 
-    rates, runs = best_of_rounds(SWEEP_INFERENCE_THREADS, drain_rate, max)
-    return pick_threads(rates) | {
-        "threads_sweep_runs_msgs_per_s": {str(t): [round(r, 1) for r in v] for t, v in runs.items()}
-    }
+    rates, runs = measure_rounds(SWEEP_INFERENCE_THREADS, drain_rate, max)
+    return pick_threads(rates) | {"threads_sweep_runs_msgs_per_s": _runs_json(runs)}
 
 
 def pick_threads(rates: dict[int, float], cores: int | None = None) -> dict[str, Any]:
@@ -273,10 +276,10 @@ def choose_batching(
         print(f"  batch {size}: {rate:,.0f} msgs/s", flush=True)
         return rate
 
-    rates, runs = best_of_rounds(batch_sizes, drain_rate, max)
+    rates, runs = measure_rounds(batch_sizes, drain_rate, max)
     chosen = pick_batching(rates) | {
         "sweep_messages": count,
-        "sweep_runs_msgs_per_s": {str(b): [round(r, 1) for r in v] for b, v in runs.items()},
+        "sweep_runs_msgs_per_s": _runs_json(runs),
     }
     print(f"  batch size {chosen['chosen_batch_size']}; choosing the wait ...", flush=True)
     offered = rates[chosen["chosen_batch_size"]] / 2
@@ -321,9 +324,10 @@ def choose_wait(
     seconds: float = WAIT_SWEEP_SECONDS,
 ) -> dict[str, Any]:
     """Offers `offered_rate` msgs/s for `seconds` with each candidate wait (the median of
-    `WAIT_SWEEP_ROUNDS` rounds) and picks by p99 end-to-end latency (`pick_wait`: the current default
-    `current_wait_ms` stays unless another wait is clearly lower): at full load a batch fills
-    before any wait ends, so the wait only matters below it, where it is pure latency."""
+    `WAIT_SWEEP_ROUNDS` rounds) and picks by p99 end-to-end latency (`pick_wait`: the
+    current default `current_wait_ms` stays unless another wait is clearly lower): at full
+    load a batch fills before any wait ends, so the wait only matters below it, where it is
+    pure latency."""
     from bench import pipeline
 
     def p99_ms(wait: int) -> float:
@@ -339,11 +343,11 @@ def choose_wait(
         print(f"  wait {wait} ms: p99 {p99:,.0f} ms", flush=True)
         return p99
 
-    p99, runs = best_of_rounds(waits, p99_ms, statistics.median, rounds=WAIT_SWEEP_ROUNDS)
+    p99, runs = measure_rounds(waits, p99_ms, statistics.median, rounds=WAIT_SWEEP_ROUNDS)
     return {
         "chosen_batch_wait_ms": pick_wait(p99, current_wait_ms),
         "wait_sweep_p99_ms": {str(w): v for w, v in sorted(p99.items())},
-        "wait_sweep_runs_p99_ms": {str(w): v for w, v in sorted(runs.items())},
+        "wait_sweep_runs_p99_ms": _runs_json(runs),
         "wait_sweep_offered_msgs_per_s": round(offered_rate, 1),
     }
 
@@ -444,8 +448,6 @@ def machine() -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     """The README's benchmark table."""
     m = result["machine"]
-    pipeline_cpu = _cpu_parts(result["pipeline_cpu_us_per_msg"])
-    transport_cpu = _cpu_parts(result["transport_cpu_us_per_msg"])
     rows = [
         (
             f"model ceiling (serving signature, best batch {result['model_ceiling_batch_size']})",
@@ -482,16 +484,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"{result['transport_msgs_per_s']:,.0f} msgs/s",
         ),
         ("pipeline / Kafka path alone", f"{result['pipeline_vs_transport']:.2f}"),
-        (
-            "CPU per message in the pipeline drain: " + " / ".join(pipeline_cpu),
-            " / ".join(f"{v:,.0f}" for v in pipeline_cpu.values())
-            + f" µs; {result['pipeline_cores_busy']:.2f} of {m['cores']} cores busy",
-        ),
-        (
-            "CPU per message, Kafka path alone: " + " / ".join(transport_cpu),
-            " / ".join(f"{v:,.0f}" for v in transport_cpu.values())
-            + f" µs; {result['transport_cores_busy']:.2f} of {m['cores']} cores busy",
-        ),
+        _cpu_row("CPU per message in the pipeline drain", result, "pipeline"),
+        _cpu_row("CPU per message, Kafka path alone", result, "transport"),
         *(
             [
                 (
@@ -553,9 +547,14 @@ CPU_PART_NAMES = {
 }
 
 
-def _cpu_parts(us_per_msg: dict[str, float]) -> dict[str, float]:
-    """CPU per message keyed by readable part names, for the table."""
-    return {CPU_PART_NAMES[k]: v for k, v in us_per_msg.items()}
+def _cpu_row(title: str, result: dict[str, Any], name: str) -> tuple[str, str]:
+    """The table row of one drain's `<name>_cpu_us_per_msg` and `<name>_cores_busy`."""
+    parts = result[f"{name}_cpu_us_per_msg"]
+    return (
+        f"{title}: " + " / ".join(CPU_PART_NAMES[k] for k in parts),
+        " / ".join(f"{v:,.0f}" for v in parts.values())
+        + f" µs; {result[f'{name}_cores_busy']:.2f} of {result['machine']['cores']} cores busy",
+    )
 
 
 def _sweep_note(*parts: Any) -> str:

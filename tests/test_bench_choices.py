@@ -25,7 +25,7 @@ def test_one_inference_thread_wins_unless_the_whole_pool_is_clearly_faster() -> 
 
 
 def test_sweeps_measure_round_robin_and_keep_each_candidates_best() -> None:
-    from bench.run import best_of_rounds
+    from bench.run import measure_rounds
 
     order: list[str] = []
     readings = iter([5.0, 9.0, 7.0, 3.0, 1.0, 8.0])
@@ -34,11 +34,11 @@ def test_sweeps_measure_round_robin_and_keep_each_candidates_best() -> None:
         order.append(candidate)
         return next(readings)
 
-    best, runs = best_of_rounds(["a", "b", "c"], measure, max, rounds=2)
+    best, runs = measure_rounds(["a", "b", "c"], measure, max, rounds=2)
     assert order == ["a", "b", "c", "a", "b", "c"]
     assert runs == {"a": [5.0, 3.0], "b": [9.0, 1.0], "c": [7.0, 8.0]}
     assert best == {"a": 5.0, "b": 9.0, "c": 8.0}
-    lowest, _ = best_of_rounds(["x"], lambda _: 2.0, min, rounds=3)
+    lowest, _ = measure_rounds(["x"], lambda _: 2.0, min, rounds=3)
     assert lowest == {"x": 2.0}
 
 
