@@ -25,6 +25,12 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def correct(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """True where the label the decision rule gives (`>= BULLISH_THRESHOLD` is bullish)
+    matches the author's tag (1 = bullish)."""
+    return (np.asarray(probabilities) >= BULLISH_THRESHOLD) == (np.asarray(labels) == 1)
+
+
 def classification_report(
     labels: np.ndarray, probabilities: np.ndarray, threshold: float = BULLISH_THRESHOLD
 ) -> dict[str, Any]:

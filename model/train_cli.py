@@ -197,12 +197,13 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
     baseline = None
     if not args.no_baseline:
         from model.baseline import tfidf_baseline
-        from model.metrics import BULLISH_THRESHOLD, paired_comparison
+        from model.metrics import correct, paired_comparison
 
         baseline, predictions = tfidf_baseline(splits["train"], splits["val"], splits["test"])
         labels = splits["test"].labels
-        lstm_right = (probabilities["test"] >= BULLISH_THRESHOLD) == (labels == 1)
-        baseline["lstm_vs_baseline_on_test"] = paired_comparison(lstm_right, predictions == labels)
+        baseline["lstm_vs_baseline_on_test"] = paired_comparison(
+            correct(labels, probabilities["test"]), predictions == labels
+        )
         emit(
             f"baseline: val {baseline['val_accuracy']:.4f} test {baseline['test_accuracy']:.4f}; "
             f"LSTM minus baseline on test {baseline['lstm_vs_baseline_on_test']}"

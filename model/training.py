@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.data import LabeledMessages
-from model.metrics import BULLISH_THRESHOLD
+from model.metrics import correct
 from model.network import SUBWORD_IDS, TOKEN_IDS, NetworkConfig, build_network
 from model.serving import pad_ids
 from model.subwords import nested_subword_ids, pad_subwords
@@ -229,7 +229,7 @@ def _teacher(
     assert teacher is not None
 
     def report(name: str, probabilities: np.ndarray) -> None:
-        agree = float(np.mean((probabilities >= BULLISH_THRESHOLD) == (train_set.labels == 1)))
+        agree = float(np.mean(correct(train_set.labels, probabilities)))
         emit(f"teacher {name}: out-of-fold accuracy on train {agree:.4f}")
 
     report(str(tfidf), teacher)

@@ -82,3 +82,11 @@ def test_paired_comparison_rejects_mismatched_arrays() -> None:
 
     with pytest.raises(ValueError, match="equal"):
         paired_comparison(np.ones(3, bool), np.ones(4, bool))
+
+
+def test_correct_applies_the_decision_rule_to_each_message() -> None:
+    from model.metrics import BULLISH_THRESHOLD, correct
+
+    labels = np.array([1, 1, 0, 0])
+    probabilities = np.array([BULLISH_THRESHOLD, 0.2, 0.49, 0.9])
+    assert correct(labels, probabilities).tolist() == [True, False, True, False]
