@@ -1,4 +1,4 @@
-"""Knowledge distillation: soft targets from a TF-IDF + LR teacher, cross-fitted on train.
+"""Knowledge distillation: soft targets from a linear n-gram teacher, cross-fitted on train.
 
 The teacher's probability for a training message comes from a model that never
 saw that message (k-fold out-of-fold predictions), so the soft targets carry the
@@ -12,11 +12,14 @@ from typing import Any
 
 import numpy as np
 
-TEACHERS = ("none", "tfidf-oof", "tfidf-char-oof", "lstm+tfidf-oof", "lstm+tfidf-char-oof")
+# Linear n-gram teachers: TF-IDF + LR (the baseline's word features, or words + characters)
+# and NB-SVM (naive-Bayes-weighted binary word and character n-grams + LR).
+LINEAR_TEACHERS = ("tfidf-oof", "tfidf-char-oof", "nbsvm-oof")
+TEACHERS = ("none", *LINEAR_TEACHERS, *(f"lstm+{t}" for t in LINEAR_TEACHERS))
 
 
 def teacher_parts(teacher: str) -> tuple[bool, str | None]:
-    """(uses out-of-fold LSTMs, TF-IDF teacher name or None) of a teacher name.
+    """(uses out-of-fold LSTMs, linear teacher name or None) of a teacher name.
 
     `lstm+X` averages the probabilities of out-of-fold LSTMs (the student's own
     network and training settings, without distillation) and of teacher X.
@@ -54,43 +57,79 @@ def blend_targets(labels: np.ndarray, teacher: np.ndarray, weight: float) -> np.
     return ((1.0 - weight) * labels + weight * teacher).astype(np.float32)
 
 
-def _features(chars: bool) -> Any:
-    """The baseline's TF-IDF word 1-2 grams (`model.baseline`); with `chars`, plus
-    character 2-5 grams within words (catches spelling variants, emoji, `$tickers`)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def _features(teacher: str) -> Any:
+    """The named linear teacher's n-gram features (unfitted).
+
+    `tfidf-oof`: the baseline's TF-IDF word 1-2 grams (`model.baseline`);
+    `tfidf-char-oof`: plus TF-IDF character 2-5 grams within words (catches spelling
+    variants, emoji, `$tickers`); `nbsvm-oof`: binary word 1-3 grams and character 1-5
+    grams within words, to be weighted by `nb_log_count_ratio`.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
     from model.baseline import word_vectorizer
 
-    words = word_vectorizer()
-    if not chars:
-        return words
-    grams = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True)
-    return FeatureUnion([("words", words), ("chars", grams)])
+    if teacher == "tfidf-oof":
+        return word_vectorizer()
+    if teacher == "tfidf-char-oof":
+        grams = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True)
+        return FeatureUnion([("words", word_vectorizer()), ("chars", grams)])
+    if teacher == "nbsvm-oof":
+        words = CountVectorizer(ngram_range=(1, 3), min_df=2, binary=True)
+        chars = CountVectorizer(analyzer="char_wb", ngram_range=(1, 5), min_df=3, binary=True)
+        return FeatureUnion([("words", words), ("chars", chars)])
+    raise ValueError(f"unknown linear teacher {teacher!r}; expected one of {LINEAR_TEACHERS}")
 
 
-def out_of_fold_tfidf(
+def nb_log_count_ratio(x: Any, labels: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Per-feature log ratio of the feature's smoothed share among bullish rows to its
+    share among bearish rows (Wang & Manning 2012, "Baselines and Bigrams": NB-SVM).
+    Scaling binary features by it lets a linear model start from naive Bayes' evidence."""
+    labels = np.asarray(labels)
+    if not np.any(labels == 1) or not np.any(labels == 0):
+        raise ValueError("naive-Bayes weights need both bullish and bearish rows")
+    bullish = alpha + np.asarray(x[labels == 1].sum(axis=0)).ravel()
+    bearish = alpha + np.asarray(x[labels == 0].sum(axis=0)).ravel()
+    return np.log(bullish / bullish.sum()) - np.log(bearish / bearish.sum())
+
+
+def fit_predict_linear(
+    teacher: str, fit_texts: list[str], fit_labels: np.ndarray, texts: list[str], c: float
+) -> np.ndarray:
+    """P(bullish) of `texts` from the named linear teacher fitted on the fit rows."""
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = _features(teacher)
+    x_fit = vectorizer.fit_transform(fit_texts)
+    x = vectorizer.transform(texts)
+    if teacher == "nbsvm-oof":
+        weights = sparse.diags(nb_log_count_ratio(x_fit, fit_labels))
+        x_fit, x = x_fit @ weights, x @ weights
+    clf = LogisticRegression(C=c, max_iter=3000)
+    clf.fit(x_fit, fit_labels)
+    return np.asarray(clf.predict_proba(x)[:, 1], dtype=np.float32)
+
+
+def out_of_fold_linear(
+    teacher: str,
     texts: list[str],
     labels: np.ndarray,
     folds: int,
     c: float,
     seed: int,
-    chars: bool = False,
 ) -> np.ndarray:
-    """P(bullish) for each text from TF-IDF + LR fitted on the other folds."""
-    from sklearn.linear_model import LogisticRegression
-
+    """P(bullish) for each text from the linear teacher fitted on the other folds."""
     labels = np.asarray(labels)
     assignment = fold_assignment(len(texts), folds, seed)
     out = np.zeros(len(texts), dtype=np.float32)
     for fold in range(folds):
         held = np.flatnonzero(assignment == fold)
         kept = np.flatnonzero(assignment != fold)
-        vectorizer = _features(chars)
-        x_kept = vectorizer.fit_transform([texts[i] for i in kept])
-        clf = LogisticRegression(C=c, max_iter=3000)
-        clf.fit(x_kept, labels[kept])
-        out[held] = clf.predict_proba(vectorizer.transform([texts[i] for i in held]))[:, 1]
+        out[held] = fit_predict_linear(
+            teacher, [texts[i] for i in kept], labels[kept], [texts[i] for i in held], c
+        )
     return out
 
 
@@ -100,14 +139,17 @@ def teacher_probabilities(
     """The named teacher's out-of-fold probabilities on train, or None for `none`."""
     if teacher == "none":
         return None
-    if teacher in ("tfidf-oof", "tfidf-char-oof"):
-        return out_of_fold_tfidf(texts, labels, folds, c, seed, chars=teacher == "tfidf-char-oof")
+    if teacher in LINEAR_TEACHERS:
+        return out_of_fold_linear(teacher, texts, labels, folds, c, seed)
     raise ValueError(f"unknown teacher {teacher!r}; expected one of {TEACHERS}")
 
 
 _FEATURES = {
-    "tfidf-oof": "word 1-2 grams",
-    "tfidf-char-oof": "word 1-2 grams and character 2-5 grams",
+    "tfidf-oof": "a TF-IDF (word 1-2 grams) + logistic-regression teacher",
+    "tfidf-char-oof": "a TF-IDF (word 1-2 grams and character 2-5 grams) + "
+    "logistic-regression teacher",
+    "nbsvm-oof": "an NB-SVM teacher (binary word 1-3 grams and character 1-5 grams "
+    "weighted by naive-Bayes log-count ratios, + logistic regression)",
 }
 _FEATURES.update({f"lstm+{k}": v for k, v in _FEATURES.items()})
 
@@ -128,8 +170,7 @@ def describe(training: dict[str, Any]) -> str:
     )
     return (
         f"- **Distillation**: the training targets are {1 - weight:g} x the author's "
-        f"tag + {weight:g} x {what}a TF-IDF ({_FEATURES[teacher]}) + "
-        f"logistic-regression teacher (C {training.get('teacher_c')}), computed "
+        f"tag + {weight:g} x {what}{_FEATURES[teacher]} (C {training.get('teacher_c')}), computed "
         f"out-of-fold ({folds} folds of train, so a teacher never scored a message "
         "it was fitted on). The teachers' graded confidence "
         "regularises the LSTM, which otherwise fits train's hard tags within a few "

@@ -54,8 +54,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--distill-from",
         choices=TEACHERS,
         default=DEFAULT_TRAINING.distill_from,
-        help="teacher for soft targets: TF-IDF (words, or words + chars) + LR, "
-        "out-of-fold on train",
+        help="teacher for soft targets, out-of-fold on train: TF-IDF (words, or words + "
+        "chars) + LR, or NB-SVM (word and char n-grams); lstm+X also averages in LSTMs",
     )
     p.add_argument(
         "--soft-target-weight",

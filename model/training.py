@@ -187,7 +187,7 @@ def teacher_cache_key(
 ) -> str:
     """Hash of what decides the teachers: the data and, for LSTM teachers, the network
     and every training setting but the soft-target weight (a student-only setting);
-    TF-IDF teachers depend on the teacher settings only."""
+    linear teachers depend on the teacher settings only."""
     import hashlib
     import json
 
@@ -196,7 +196,9 @@ def teacher_cache_key(
     digest = hashlib.sha256()
     settings = {k: v for k, v in config.to_dict().items() if k != "soft_target_weight"}
     network = network_config.to_dict() if network_config is not None else None
-    if not teacher_parts(config.distill_from)[0]:  # no LSTMs: only the TF-IDF settings count
+    if not teacher_parts(config.distill_from)[
+        0
+    ]:  # no LSTMs: only the linear teacher settings count
         teacher = ("distill_from", "distill_folds", "teacher_c", "seed")
         settings, network = {k: settings[k] for k in teacher}, None
     digest.update(json.dumps([settings, network], sort_keys=True).encode())
@@ -217,9 +219,9 @@ def _teacher(
     """The configured teacher's out-of-fold probabilities on train."""
     from model.distill import teacher_parts, teacher_probabilities
 
-    lstm, tfidf = teacher_parts(config.distill_from)
+    lstm, linear = teacher_parts(config.distill_from)
     teacher = teacher_probabilities(
-        tfidf or "none",
+        linear or "none",
         train_set.texts,
         train_set.labels,
         config.distill_folds,
@@ -232,7 +234,7 @@ def _teacher(
         agree = float(np.mean(correct(train_set.labels, probabilities)))
         emit(f"teacher {name}: out-of-fold accuracy on train {agree:.4f}")
 
-    report(str(tfidf), teacher)
+    report(str(linear), teacher)
     if lstm:
         if val_set is None or network_config is None:
             raise ValueError("LSTM teachers need the val split and the network config")

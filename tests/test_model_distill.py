@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from model.distill import (
+    LINEAR_TEACHERS,
+    TEACHERS,
     blend_targets,
     describe,
     fold_assignment,
-    out_of_fold_tfidf,
+    nb_log_count_ratio,
+    out_of_fold_linear,
     teacher_probabilities,
 )
 from model.training import TrainingConfig, distillation_targets
@@ -71,25 +74,47 @@ def _toy(n: int = 200) -> tuple[list[str], np.ndarray]:
     return texts, labels
 
 
-def test_out_of_fold_teacher_learns_and_is_deterministic() -> None:
+@pytest.mark.parametrize("teacher", LINEAR_TEACHERS)
+def test_out_of_fold_teacher_learns_and_is_deterministic(teacher: str) -> None:
     texts, labels = _toy()
-    probs = out_of_fold_tfidf(texts, labels, folds=4, c=4.0, seed=1)
+    probs = out_of_fold_linear(teacher, texts, labels, folds=4, c=4.0, seed=1)
     assert probs.shape == (200,) and probs.dtype == np.float32
     assert np.all((probs >= 0) & (probs <= 1))
     assert np.mean((probs >= 0.5) == (labels == 1)) > 0.9
-    np.testing.assert_array_equal(probs, out_of_fold_tfidf(texts, labels, folds=4, c=4.0, seed=1))
+    again = out_of_fold_linear(teacher, texts, labels, folds=4, c=4.0, seed=1)
+    np.testing.assert_array_equal(probs, again)
 
 
-def test_out_of_fold_means_a_row_never_trains_its_own_teacher() -> None:
+@pytest.mark.parametrize("teacher", LINEAR_TEACHERS)
+def test_out_of_fold_means_a_row_never_trains_its_own_teacher(teacher: str) -> None:
     # Flipping one row's tag changes the teachers of the other folds, never the
     # score of that row itself: its teacher was fitted without it.
     texts, labels = _toy()
-    before = out_of_fold_tfidf(texts, labels, folds=4, c=4.0, seed=1)
+    before = out_of_fold_linear(teacher, texts, labels, folds=4, c=4.0, seed=1)
     flipped = labels.copy()
     flipped[0] = 1 - flipped[0]
-    after = out_of_fold_tfidf(texts, flipped, folds=4, c=4.0, seed=1)
+    after = out_of_fold_linear(teacher, texts, flipped, folds=4, c=4.0, seed=1)
     assert after[0] == before[0]
     assert not np.array_equal(after, before)
+
+
+def test_nb_log_count_ratio_signs_and_smooths() -> None:
+    from scipy import sparse
+
+    # Feature 0 only in bullish rows, feature 1 only in bearish rows, feature 2 in both.
+    x = sparse.csr_matrix(np.array([[1, 0, 1], [1, 0, 1], [0, 1, 1], [0, 1, 1]]))
+    labels = np.array([1, 1, 0, 0])
+    r = nb_log_count_ratio(x, labels)
+    assert r[0] > 0 > r[1] and r[2] == pytest.approx(0.0)
+    # alpha 1: bullish counts [3, 1, 3] / 7, bearish [1, 3, 3] / 7
+    assert r[0] == pytest.approx(np.log(3.0)) and r[1] == pytest.approx(-np.log(3.0))
+    with pytest.raises(ValueError, match="both bullish and bearish"):
+        nb_log_count_ratio(x, np.ones(4, dtype=int))
+
+
+def test_every_linear_teacher_has_an_lstm_blend() -> None:
+    assert set(TEACHERS) == {"none", *LINEAR_TEACHERS, *(f"lstm+{t}" for t in LINEAR_TEACHERS)}
+    assert "nbsvm-oof" in LINEAR_TEACHERS
 
 
 def test_teacher_probabilities_by_name() -> None:
@@ -126,6 +151,9 @@ def test_describe_names_the_teacher_only_when_distilling() -> None:
         }
     )
     assert "out-of-fold" in text and "0.5" in text and "5 folds" in text
+    assert "TF-IDF (word 1-2 grams)" in text
+    nbsvm = describe({"distill_from": "nbsvm-oof", "soft_target_weight": 0.5, "teacher_c": 0.1})
+    assert "NB-SVM" in nbsvm and "C 0.1" in nbsvm
 
 
 def test_soft_target_loss_and_tag_accuracy_read_their_columns() -> None:
