@@ -196,9 +196,8 @@ def teacher_cache_key(
     digest = hashlib.sha256()
     settings = {k: v for k, v in config.to_dict().items() if k != "soft_target_weight"}
     network = network_config.to_dict() if network_config is not None else None
-    if not teacher_parts(config.distill_from)[
-        0
-    ]:  # no LSTMs: only the linear teacher settings count
+    # no LSTMs: only the linear teacher settings count
+    if not teacher_parts(config.distill_from)[0]:
         teacher = ("distill_from", "distill_folds", "teacher_c", "seed")
         settings, network = {k: settings[k] for k in teacher}, None
     digest.update(json.dumps([settings, network], sort_keys=True).encode())
