@@ -67,6 +67,7 @@ def _subword_reason(net: dict[str, Any]) -> str:
 
 TARGET_TEST_ACCURACY = 0.78
 SEED_TEST_ACCURACY = 0.717
+SIGNIFICANCE_LEVEL = 0.05  # a paired difference counts as real below this McNemar p
 
 
 def _paired(base: dict[str, Any]) -> str:
@@ -79,7 +80,8 @@ def _paired(base: dict[str, Any]) -> str:
         f" {low:+.4f} to {high:+.4f}; only the LSTM right on {paired['only_a_right']},"
         f" only the baseline on {paired['only_b_right']} (exact McNemar p"
         f" {paired['mcnemar_p']:.2f}): the two are"
-        f" {'' if paired['mcnemar_p'] < 0.05 else 'not '}told apart at the 5% level."
+        f" {'' if paired['mcnemar_p'] < SIGNIFICANCE_LEVEL else 'not '}told apart at the"
+        f" {SIGNIFICANCE_LEVEL:.0%} level."
     )
 
 
@@ -95,7 +97,7 @@ def _targets(manifest: dict[str, Any]) -> str:
         paired = manifest["baseline"].get("lstm_vs_baseline_on_test")
         noise = (
             f"; a difference inside the test split's noise, McNemar p {paired['mcnemar_p']:.2f}"
-            if paired and paired["mcnemar_p"] >= 0.05
+            if paired and paired["mcnemar_p"] >= SIGNIFICANCE_LEVEL
             else ""
         )
         lines.append(
