@@ -30,7 +30,7 @@ def grid(data_dir: Path, teachers: list[str], cs: list[float], emit: Any = print
     out: dict[str, Any] = {}
     for teacher in teachers:
         runs = []
-        for c in cs:
+        for c in sorted(cs):  # ascending, so that a tie on val keeps the smaller C
             probs = fit_predict_linear(teacher, train.texts, train.labels, texts, c)
             val_acc = float(np.mean(correct(val.labels, probs[: len(val)])))
             test_acc = float(np.mean(correct(test.labels, probs[len(val) :])))
@@ -38,7 +38,7 @@ def grid(data_dir: Path, teachers: list[str], cs: list[float], emit: Any = print
                 {"C": c, "val_accuracy": round(val_acc, 4), "test_accuracy": round(test_acc, 4)}
             )
             emit(f"{teacher} C {c:g}: val {val_acc:.4f} test {test_acc:.4f}")
-        best = max(runs, key=lambda r: r["val_accuracy"])  # first of equals: the smaller C
+        best = max(runs, key=lambda r: r["val_accuracy"])  # first of equals
         emit(f"{teacher}: best C on val {best['C']:g}")
         out[teacher] = {"runs": runs, "best_C": best["C"]}
     return out
