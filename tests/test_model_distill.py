@@ -66,8 +66,9 @@ def test_blend_targets_rejects_bad_teacher() -> None:
         blend_targets(np.array([1]), np.array([1.2]), 0.5)
 
 
-def _toy(n: int = 200) -> tuple[list[str], np.ndarray]:
-    rng = np.random.default_rng(3)
+def toy_messages(n: int = 200, seed: int = 3) -> tuple[list[str], np.ndarray]:
+    """n short messages whose label a linear n-gram model can learn (1 = bullish)."""
+    rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, n)
     words = {1: ["moon", "calls", "rip higher"], 0: ["puts", "crash", "dump it"]}
     texts = [f"$SPY {words[int(y)][i % 3]} today {i}" for i, y in enumerate(labels)]
@@ -76,7 +77,7 @@ def _toy(n: int = 200) -> tuple[list[str], np.ndarray]:
 
 @pytest.mark.parametrize("teacher", LINEAR_TEACHERS)
 def test_out_of_fold_teacher_learns_and_is_deterministic(teacher: str) -> None:
-    texts, labels = _toy()
+    texts, labels = toy_messages()
     probs = out_of_fold_linear(teacher, texts, labels, folds=4, c=4.0, seed=1)
     assert probs.shape == (200,) and probs.dtype == np.float32
     assert np.all((probs >= 0) & (probs <= 1))
@@ -89,7 +90,7 @@ def test_out_of_fold_teacher_learns_and_is_deterministic(teacher: str) -> None:
 def test_out_of_fold_means_a_row_never_trains_its_own_teacher(teacher: str) -> None:
     # Flipping one row's tag changes the teachers of the other folds, never the
     # score of that row itself: its teacher was fitted without it.
-    texts, labels = _toy()
+    texts, labels = toy_messages()
     before = out_of_fold_linear(teacher, texts, labels, folds=4, c=4.0, seed=1)
     flipped = labels.copy()
     flipped[0] = 1 - flipped[0]
@@ -118,7 +119,7 @@ def test_every_linear_teacher_has_an_lstm_blend() -> None:
 
 
 def test_teacher_probabilities_by_name() -> None:
-    texts, labels = _toy(40)
+    texts, labels = toy_messages(40)
     assert teacher_probabilities("none", texts, labels, 4, 1.0, 0) is None
     with pytest.raises(ValueError):
         teacher_probabilities("lstm", texts, labels, 4, 1.0, 0)
@@ -127,7 +128,7 @@ def test_teacher_probabilities_by_name() -> None:
 def test_distillation_targets_pairs_tag_and_blend() -> None:
     from model.data import LabeledMessages
 
-    texts, labels = _toy(60)
+    texts, labels = toy_messages(60)
     data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
     assert distillation_targets(data, TrainingConfig(), lambda _: None) is None
     config = TrainingConfig(distill_from="tfidf-oof", soft_target_weight=0.4, distill_folds=3)
@@ -199,7 +200,7 @@ def test_describe_names_lstm_teachers() -> None:
 def test_lstm_teachers_need_val_and_network() -> None:
     from model.data import LabeledMessages
 
-    texts, labels = _toy(60)
+    texts, labels = toy_messages(60)
     data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
     config = TrainingConfig(distill_from="lstm+tfidf-oof", soft_target_weight=0.5, distill_folds=3)
     with pytest.raises(ValueError):
@@ -237,7 +238,7 @@ def test_teacher_cache_key_ignores_only_the_student_weight() -> None:
     from model.network import NetworkConfig
     from model.training import teacher_cache_key
 
-    texts, labels = _toy(30)
+    texts, labels = toy_messages(30)
     data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
     net = NetworkConfig()
     base = TrainingConfig(distill_from="tfidf-oof", soft_target_weight=0.5)
@@ -262,7 +263,7 @@ def test_teacher_cache_key_ignores_only_the_student_weight() -> None:
 def test_teacher_cache_is_reused(tmp_path: Path) -> None:
     from model.data import LabeledMessages
 
-    texts, labels = _toy(60)
+    texts, labels = toy_messages(60)
     data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
     config = TrainingConfig(distill_from="tfidf-oof", soft_target_weight=0.5, distill_folds=3)
     lines: list[str] = []

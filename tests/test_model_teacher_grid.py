@@ -6,21 +6,19 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from model.teacher_grid import grid, main
+from tests.test_model_distill import toy_messages
 
 
 def _write_split(path: Path, n: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    words = {"bullish": ["moon", "calls", "rip higher"], "bearish": ["puts", "crash", "dump it"]}
+    texts, labels = toy_messages(n, seed)
     with path.open("w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(["id", "message", "sentiment"])
-        for i in range(n):
-            label = "bullish" if rng.random() < 0.55 else "bearish"
-            out.writerow([i, f"$SPY {words[label][i % 3]} today {i}", label])
+        for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
+            out.writerow([i, text, "bullish" if label == 1 else "bearish"])
 
 
 @pytest.fixture
