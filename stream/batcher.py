@@ -52,9 +52,13 @@ class Batcher(Generic[PartitionT]):
                 existing.extend(records)
             self._size += len(records)
 
+    def is_full(self) -> bool:
+        """No room left."""
+        return self._size >= self.max_size
+
     def is_ready(self) -> bool:
         """Full, or non-empty and the wait since its first record is over."""
-        if self._size >= self.max_size:
+        if self.is_full():
             return True
         return self._size > 0 and self._clock() - self._started_at >= self.max_wait_s
 

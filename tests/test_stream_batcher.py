@@ -20,9 +20,9 @@ class Clock:
 def test_batch_is_ready_when_full() -> None:
     batcher: Batcher[object] = Batcher(max_size=3, max_wait_ms=1000, clock=Clock())
     batcher.add(fake_records("t", 0, [b"a", b"b"]))
-    assert not batcher.is_ready() and batcher.room == 1
+    assert not batcher.is_ready() and not batcher.is_full() and batcher.room == 1
     batcher.add(fake_records("t", 1, [b"c"]))
-    assert batcher.is_ready() and len(batcher) == 3
+    assert batcher.is_ready() and batcher.is_full() and len(batcher) == 3
 
 
 def test_batch_is_ready_when_the_wait_since_its_first_record_is_over() -> None:

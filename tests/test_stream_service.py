@@ -322,6 +322,34 @@ def test_at_most_two_batches_wait_for_the_model_and_they_are_published_in_order(
     ]
 
 
+def test_a_batch_that_is_not_full_keeps_filling_until_the_model_is_free() -> None:
+    good_3 = orjson.dumps({"id": 13, "body": "$SPY puts"})
+    consumer = FakeConsumer(
+        polls=[fake_records("in", 0, [GOOD]), fake_records("in", 0, [GOOD_2], first_offset=1),
+               fake_records("in", 0, [good_3], first_offset=2)]
+    )  # fmt: skip
+    producer = FakeProducer()
+    # batches of up to 100 records whose wait is over at once: only the model being busy
+    # holds one back
+    svc, _ = service(consumer, producer, predictor=SlowKeywordPredictor(), batch_wait_ms=0)
+    svc.consumer.subscribe(["in"], listener=None)
+    svc.step()  # the model is free: the first record goes at once, alone
+    [scoring] = svc._in_flight
+    svc.step()
+    svc.step()  # the model is busy: the next two records wait for it, in one batch
+    assert len(svc._in_flight) == 1 and len(svc.batcher) == 2
+    scoring.probabilities.result(timeout=5)
+    svc.step()  # scored: published, and the waiting batch goes to the model
+    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11]
+    assert len(svc._in_flight) == 1 and len(svc.batcher) == 0
+    settle(svc)
+    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11, 12, 13]
+    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [
+        {0: 1},
+        {0: 3},
+    ]
+
+
 def test_a_revoked_partition_is_dropped_from_every_batch_with_the_model() -> None:
     consumer = FakeConsumer(
         polls=[fake_records("in", 0, [GOOD]),
