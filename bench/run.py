@@ -70,8 +70,10 @@ def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) 
         "model_one_thread_msgs_per_s": one_thread,
         "model_ceiling_batch_size": best["batch_size"],
         "model_by_batch": {str(r["batch_size"]): r["messages_per_s"] for r in signature},
-        "naive_msgs_per_s": naive["messages_per_s"],
-        "naive_keras_msgs_per_s": keras_naive["messages_per_s"],
+        # the naive (its calibration: Keras `predict` per message, 24 msgs/s), and
+        # the stricter one: the exported model, still one message per call
+        "naive_msgs_per_s": keras_naive["messages_per_s"],
+        "naive_exported_msgs_per_s": naive["messages_per_s"],
         "seed_config_msgs_per_s": seed["best"]["messages_per_s"],
         "seed_config_batch_size": seed["best"]["batch_size"],
     }
@@ -459,12 +461,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"{result['model_one_thread_msgs_per_s']:,.0f} msgs/s",
         ),
         (
-            "naive: the exported model, one message per call",
+            "naive: Keras `predict`, one message per call (the issue's calibration: 24)",
             f"{result['naive_msgs_per_s']:,.1f} msgs/s",
         ),
         (
-            "naive: Keras `predict`, one message per call (the issue's calibration: 24)",
-            f"{result['naive_keras_msgs_per_s']:,.1f} msgs/s",
+            "naive, stricter: the exported model, one message per call",
+            f"{result['naive_exported_msgs_per_s']:,.1f} msgs/s",
         ),
         (
             f"seed configuration (seq 244, embed 300), batch {result['seed_config_batch_size']}",
@@ -476,8 +478,11 @@ def markdown(result: dict[str, Any]) -> str:
         ),
         ("pipeline / ceiling", f"{result['pipeline_vs_ceiling']:.2f}"),
         ("pipeline / model on one thread", f"{result['pipeline_vs_one_thread_model']:.2f}"),
-        ("pipeline / naive (exported model)", f"{result['pipeline_vs_naive']:,.0f}x"),
-        ("pipeline / naive (Keras `predict`)", f"{result['pipeline_vs_naive_keras']:,.0f}x"),
+        ("pipeline / naive (Keras `predict`)", f"{result['pipeline_vs_naive']:,.0f}x"),
+        (
+            "pipeline / naive, stricter (exported model)",
+            f"{result['pipeline_vs_naive_exported']:,.0f}x",
+        ),
         ("ceiling / seed configuration", f"{result['ceiling_vs_seed_config']:.1f}x"),
         (
             "Kafka path alone: the same drain, a constant stand-in for the model",
@@ -682,8 +687,8 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
     result["pipeline_vs_naive"] = round(
         result["pipeline_msgs_per_s"] / result["naive_msgs_per_s"], 1
     )
-    result["pipeline_vs_naive_keras"] = round(
-        result["pipeline_msgs_per_s"] / result["naive_keras_msgs_per_s"], 1
+    result["pipeline_vs_naive_exported"] = round(
+        result["pipeline_msgs_per_s"] / result["naive_exported_msgs_per_s"], 1
     )
     result["pipeline_vs_transport"] = round(
         result["pipeline_msgs_per_s"] / result["transport_msgs_per_s"], 3

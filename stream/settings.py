@@ -90,7 +90,13 @@ OPTIONS: tuple[Option, ...] = (
         "exported model directory (default: the committed pretrained artifact)",
     ),
     Option("batch_size", positive_int, DEFAULT_BATCH_SIZE, "max messages per inference"),
-    Option("batch_wait_ms", _batch_wait_ms, DEFAULT_BATCH_WAIT_MS, "max wait to fill a batch"),
+    Option(
+        "batch_wait_ms",
+        _batch_wait_ms,
+        DEFAULT_BATCH_WAIT_MS,
+        "max wait to fill a batch while the model is free (while it is busy, a batch keeps "
+        "filling until it is free or full)",
+    ),
     Option(
         "inference_threads",
         _inference_threads,
