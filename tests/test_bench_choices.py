@@ -49,8 +49,17 @@ def test_the_default_wait_changes_only_when_another_is_clearly_faster() -> None:
     # the 02:04 run's, with 20 ms the default: 10% above the lowest (5 ms) -> 20 ms stays
     earlier = {2: 211.0, 5: 145.0, 10: 199.0, 20: 159.0, 50: 243.0}
     assert pick_wait(earlier, current_ms=20) == 20
-    # a default that was not measured cannot be compared: the lowest wins, longer on a tie
-    assert pick_wait({5: 100.0, 10: 100.0, 20: 180.0}, current_ms=7) == 10
+    # a default that was not measured cannot be compared: the shortest as fast as the lowest
+    assert pick_wait({5: 100.0, 10: 100.0, 20: 180.0}, current_ms=7) == 5
+
+
+def test_of_the_waits_as_fast_as_the_lowest_the_shortest_wins() -> None:
+    # the 06:52 run's medians, with 10 ms the default (28% above the lowest, 50 ms): 5, 20
+    # and 50 ms are within 15% of it, and 5 ms adds the least latency to a quiet stream
+    measured = {2: 398.0, 5: 219.0, 10: 261.0, 20: 215.0, 50: 204.0}
+    assert pick_wait(measured, current_ms=10) == 5
+    assert pick_wait(measured, current_ms=20) == 20  # a default as fast as the lowest stays
+    assert pick_wait({2: 300.0, 5: 100.0, 10: 114.0}, current_ms=50) == 5
 
 
 def test_the_wait_sweep_keeps_each_waits_median_of_three_rounds(
