@@ -298,12 +298,17 @@ def test_the_next_batch_is_fetched_while_one_is_scored_which_is_published_once_s
     assert len(svc.batcher) == 1  # the next one still filling
 
 
-def test_at_most_two_batches_wait_for_the_model_and_they_are_published_in_order() -> None:
+def three_polls_of_one_record() -> FakeConsumer:
+    """Polls returning ids 11, 12 and 13 of partition 0, one record each."""
     good_3 = orjson.dumps({"id": 13, "body": "$SPY puts"})
-    consumer = FakeConsumer(
+    return FakeConsumer(
         polls=[fake_records("in", 0, [GOOD]), fake_records("in", 0, [GOOD_2], first_offset=1),
                fake_records("in", 0, [good_3], first_offset=2)]
     )  # fmt: skip
+
+
+def test_at_most_two_batches_wait_for_the_model_and_they_are_published_in_order() -> None:
+    consumer = three_polls_of_one_record()
     producer = FakeProducer()
     svc, _ = service(consumer, producer, predictor=SlowKeywordPredictor(), batch_size=1)
     svc.consumer.subscribe(["in"], listener=None)
@@ -323,11 +328,7 @@ def test_at_most_two_batches_wait_for_the_model_and_they_are_published_in_order(
 
 
 def test_a_batch_that_is_not_full_keeps_filling_until_the_model_is_free() -> None:
-    good_3 = orjson.dumps({"id": 13, "body": "$SPY puts"})
-    consumer = FakeConsumer(
-        polls=[fake_records("in", 0, [GOOD]), fake_records("in", 0, [GOOD_2], first_offset=1),
-               fake_records("in", 0, [good_3], first_offset=2)]
-    )  # fmt: skip
+    consumer = three_polls_of_one_record()
     producer = FakeProducer()
     # batches of up to 100 records whose wait is over at once: only the model being busy
     # holds one back
