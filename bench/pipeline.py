@@ -136,9 +136,10 @@ def offered_load_latency(
     # is measured on; the broker sees no difference, since the producer lingers 5 ms anyway.
     # Connected before the clock starts: a producer's first send also fetches metadata, opens
     # the connection and gets its idempotent producer id, and records sent meanwhile waited
-    # in its buffer with their timestamps already taken (300-500 ms for the first records in
-    # measured runs; as 1.7% of a 60 s run they were the p99). That is the load generator's
-    # start-up, not the pipeline's latency, so one warm-up record goes first, unmeasured.
+    # in its buffer with their timestamps already taken (up to 200-500 ms for the first
+    # records in measured runs; a second of them is 1.7% of a 60 s run, enough to set its
+    # p99). That is the load generator's start-up, not the pipeline's latency, so one warm-up
+    # record goes first, unmeasured.
     warm_up_id = first_id - 1
     warm_up = orjson.dumps({**messages[0], "id": warm_up_id})
     producer.send(input_topic, key=str(warm_up_id).encode(), value=warm_up)
