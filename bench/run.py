@@ -299,8 +299,7 @@ def choose_batching(
         f"{count:,} messages; wait: of those whose p99 end-to-end latency at half that "
         f"batch size's drain rate ({WAIT_SWEEP_SECONDS:.0f} s per candidate) is within "
         f"{WAIT_TOLERANCE:.0%} of the lowest, the current default, else the shortest; each "
-        f"batch size's best of "
-        f"{SWEEP_ROUNDS} rounds, each wait's median of {WAIT_SWEEP_ROUNDS}"
+        f"batch size's best of {SWEEP_ROUNDS} rounds, each wait's median of {WAIT_SWEEP_ROUNDS}"
     )
     return chosen
 
@@ -329,9 +328,8 @@ def choose_wait(
     """Offers `offered_rate` msgs/s for `seconds` with each candidate wait (the median of
     `WAIT_SWEEP_ROUNDS` rounds) and picks by p99 end-to-end latency (`pick_wait`: the
     current default `current_wait_ms` stays unless another wait is clearly lower, and of
-    waits as fast as the lowest the shortest wins): at full
-    load a batch fills before any wait ends, so the wait only matters below it, where it is
-    pure latency."""
+    waits as fast as the lowest the shortest wins): at full load a batch fills before any
+    wait ends, so the wait only matters below it, where it is pure latency."""
     from bench import pipeline
 
     def p99_ms(wait: int) -> float:
