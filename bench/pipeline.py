@@ -161,7 +161,8 @@ def offered_load_latency(
     while len(received) < len(sent_ts) and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=200).values():
             for record in records:
-                received[record.key] = record.timestamp
+                if record.key in sent_ts:  # not the warm-up record
+                    received[record.key] = record.timestamp
     consumer.close()
     latencies = sorted(received[k] - sent_ts[k] for k in sent_ts if k in received)
     if not latencies:
