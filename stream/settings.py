@@ -27,7 +27,7 @@ ProcessingGuarantee = Literal["at-least-once", "exactly-once"]
 PROCESSING_GUARANTEES: tuple[ProcessingGuarantee, ...] = ("at-least-once", "exactly-once")
 
 DEFAULT_GROUP_ID = "stocksent-classifier"
-DEFAULT_BATCH_SIZE = 1024
+DEFAULT_BATCH_SIZE = 2048
 DEFAULT_BATCH_WAIT_MS = 10
 # The largest input record the classifier will try to decode; StockTwits message objects are
 # a few KB (the 2026 schema with a reshared message ~10 KB), so 256 KiB is generous.
