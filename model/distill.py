@@ -57,13 +57,14 @@ def blend_targets(labels: np.ndarray, teacher: np.ndarray, weight: float) -> np.
     return ((1.0 - weight) * labels + weight * teacher).astype(np.float32)
 
 
-def _features(teacher: str) -> Any:
-    """The named linear teacher's n-gram features (unfitted).
+def _features(teacher: str) -> tuple[Any, bool]:
+    """The named linear teacher's n-gram features (unfitted), and whether they are weighted
+    by `nb_log_count_ratio` before the logistic regression.
 
     `tfidf-oof`: the baseline's TF-IDF word 1-2 grams (`model.baseline`);
     `tfidf-char-oof`: plus TF-IDF character 2-5 grams within words (catches spelling
     variants, emoji, `$tickers`); `nbsvm-oof`: binary word 1-3 grams and character 1-5
-    grams within words, to be weighted by `nb_log_count_ratio`.
+    grams within words, naive-Bayes weighted.
     """
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
@@ -71,14 +72,14 @@ def _features(teacher: str) -> Any:
     from model.baseline import word_vectorizer
 
     if teacher == "tfidf-oof":
-        return word_vectorizer()
+        return word_vectorizer(), False
     if teacher == "tfidf-char-oof":
         grams = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True)
-        return FeatureUnion([("words", word_vectorizer()), ("chars", grams)])
+        return FeatureUnion([("words", word_vectorizer()), ("chars", grams)]), False
     if teacher == "nbsvm-oof":
         words = CountVectorizer(ngram_range=(1, 3), min_df=2, binary=True)
         chars = CountVectorizer(analyzer="char_wb", ngram_range=(1, 5), min_df=3, binary=True)
-        return FeatureUnion([("words", words), ("chars", chars)])
+        return FeatureUnion([("words", words), ("chars", chars)]), True
     raise ValueError(f"unknown linear teacher {teacher!r}; expected one of {LINEAR_TEACHERS}")
 
 
@@ -101,10 +102,10 @@ def fit_predict_linear(
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
 
-    vectorizer = _features(teacher)
+    vectorizer, naive_bayes_weighted = _features(teacher)
     x_fit = vectorizer.fit_transform(fit_texts)
     x = vectorizer.transform(texts)
-    if teacher == "nbsvm-oof":
+    if naive_bayes_weighted:
         weights = sparse.diags(nb_log_count_ratio(x_fit, fit_labels))
         x_fit, x = x_fit @ weights, x @ weights
     clf = LogisticRegression(C=c, max_iter=3000)
