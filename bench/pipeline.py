@@ -3,7 +3,10 @@ classifier's start-up time and peak memory. Used by `stocksent bench` (bench/run
 
 from __future__ import annotations
 
+import re
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,7 +89,16 @@ def wait_committed(
     raise TimeoutError(f"group {group_id} did not commit {total} records in {timeout_s}s")
 
 
-PACING_S = 0.001  # the offered load's finest step
+LOAD_GENERATOR = Path(__file__).with_name("LoadGenerator.java")
+# The load generator's JVM: the C1 compiler only and the serial collector. With the defaults
+# its CPU use at 15,000 msgs/s swung between 0.06 and 0.8 cores for ~15 s (C2 compiling, in
+# bursts) and averaged 0.19 cores over a 20 s run; with these, 0.07-0.14 after 3 s, 0.10
+# on average (measured, this machine).
+LOAD_GENERATOR_JVM = ("-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+# It offers records to a throwaway topic this long before the measured ones, so its send
+# path is compiled before the clock starts.
+LOAD_WARM_UP_S = 5.0
+FIRST_ID = 50_000_000  # offered messages get ids from here: each output matches one input
 
 
 def offered_load_latency(
@@ -96,74 +108,46 @@ def offered_load_latency(
     messages: Sequence[dict[str, Any]],
     rate: float,
     seconds: float,
+    warm_up_s: float = LOAD_WARM_UP_S,
+    work_dir: Path | None = None,
 ) -> dict[str, float]:
     """Offers `rate` msgs/s for `seconds` and returns end-to-end latency percentiles (ms).
 
     Latency is output record timestamp minus input record timestamp, both CreateTime on this
-    machine's clock, so it covers queueing, batching, inference and publishing.
+    machine's clock, so it covers queueing, batching, inference and publishing. The load
+    comes from bench/LoadGenerator.java (the official Java producer); the input timestamps
+    are read back from the input topic afterwards, matched to the outputs by key.
     """
-    sent_ts: dict[bytes, int] = {}
-    received: dict[bytes, int] = {}
+    from stocksent.local_kafka import LocalKafka
+
+    java = jdk_or_fail()
     total = int(rate * seconds)
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
-    )
-    parts = [TopicPartition(output_topic, p) for p in consumer.partitions_for_topic(output_topic)]
-    consumer.assign(parts)
-    consumer.seek_to_end(*parts)
-    for tp in parts:
-        consumer.position(tp)
-    # Values are encoded before the clock starts, and the output is read only after the offered
-    # load ends (its timestamps are the classifier's send times), so the measuring process
-    # takes as little as possible of the 2 cores the classifier and broker run on.
-    # Every offered record gets its own id (the texts cycle), so each output matches one input.
-    first_id = 50_000_000
-    values = [
-        (
-            str(first_id + i).encode(),
-            orjson.dumps({**messages[i % len(messages)], "id": first_id + i}),
+    watch = _OutputWatch(bootstrap, output_topic)  # positioned before anything is offered
+    input_start = end_offsets(bootstrap, input_topic)
+    warm_up_topic = f"{input_topic}.warm-up"
+    create_topics(bootstrap, [warm_up_topic], partitions=len(input_start))
+    with tempfile.TemporaryDirectory(dir=work_dir) as work:
+        templates = Path(work) / "templates.jsonl"
+        # the id goes first (the generator writes each record's own id there); the texts cycle
+        templates.write_bytes(
+            b"\n".join(
+                orjson.dumps({"id": 0, **{k: v for k, v in m.items() if k != "id"}})
+                for m in messages[: min(len(messages), total)]
+            )
         )
-        for i in range(total)
-    ]
-    # linger as the project's own producer does (stocksent.kafka_settings): one request per
-    # message would spend a core of this 2-core machine on the load generator itself
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=True
-    )
-    # Paced in steps of at least PACING_S: each wake-up sends every record due by then. A
-    # sleep per record (every 80 us at 12,600 msgs/s) made the generator a third costlier
-    # (4.5 against 3.4 CPU seconds for 10 s of load, measured), on the 2 cores the classifier
-    # is measured on; the broker sees no difference, since the producer lingers 5 ms anyway.
-    # Connected before the clock starts: a producer's first send also fetches metadata, opens
-    # the connection and gets its idempotent producer id, and records sent meanwhile waited
-    # in its buffer with their timestamps already taken (up to 200-500 ms for the first
-    # records in measured runs; a second of them is 1.7% of a 60 s run, enough to set its
-    # p99). That is the load generator's start-up, not the pipeline's latency, so one warm-up
-    # record goes first, unmeasured.
-    warm_up_id = first_id - 1
-    warm_up = orjson.dumps({**messages[0], "id": warm_up_id})
-    producer.send(input_topic, key=str(warm_up_id).encode(), value=warm_up)
-    producer.flush()
-    start = time.monotonic()
-    sent = 0
-    while sent < total:
-        due = min(total, int((time.monotonic() - start) * rate) + 1)
-        for i in range(sent, due):
-            key, value = values[i]
-            now_ms = int(time.time() * 1000)
-            sent_ts[key] = now_ms
-            producer.send(input_topic, key=key, value=value, timestamp_ms=now_ms)
-        sent = max(sent, due)
-        time.sleep(max(PACING_S, start + sent / rate - time.monotonic()))
-    producer.flush()
-    producer.close()
-    deadline = time.monotonic() + 60
-    while len(received) < len(sent_ts) and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=200).values():
-            for record in records:
-                if record.key in sent_ts:  # not the warm-up record
-                    received[record.key] = record.timestamp
-    consumer.close()
+        command = [
+            java, *LOAD_GENERATOR_JVM, "-cp", f"{LocalKafka().resolve_jars()}/*",
+            str(LOAD_GENERATOR), bootstrap, str(templates), str(FIRST_ID), str(total),
+            repr(rate), warm_up_topic, repr(warm_up_s), input_topic,
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 600)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"the load generator failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+        )
+    generator = _generator_figures(done.stdout)
+    sent_ts = read_timestamps(bootstrap, input_topic, input_start, total)
+    received = watch.read(set(sent_ts), timeout_s=60)
     latencies = sorted(received[k] - sent_ts[k] for k in sent_ts if k in received)
     if not latencies:
         raise RuntimeError("no output records arrived during the latency run")
@@ -181,4 +165,88 @@ def offered_load_latency(
         "latency_p99_ms": pct(0.99),
         "latency_max_ms": float(latencies[-1]),
         "latency_mean_ms": statistics.fmean(latencies),
+        "latency_generator_cores": generator["cpu_s"] / generator["wall_s"],
     }
+
+
+def jdk_or_fail() -> str:
+    """`java` that can run a source file (a JDK: it has the compiler), or a clear error."""
+    from stocksent.local_kafka import java_or_fail
+
+    java = java_or_fail()
+    modules = subprocess.run([java, "--list-modules"], capture_output=True, text=True).stdout
+    if "jdk.compiler" not in modules:
+        raise RuntimeError(
+            f"{java} is a JRE: the benchmark's load generator (bench/LoadGenerator.java) runs "
+            "from source, which needs a JDK (Debian: apt-get install openjdk-17-jdk-headless)"
+        )
+    return java
+
+
+def _generator_figures(stdout: str) -> dict[str, float]:
+    """The generator's last line: `measured: N records, W s, C s CPU`."""
+    match = re.search(r"measured: (\d+) records, ([\d.]+) s, ([\d.]+) s CPU\s*$", stdout)
+    if match is None:
+        raise RuntimeError(f"the load generator did not report its figures: {stdout[-500:]!r}")
+    return {"records": float(match[1]), "wall_s": float(match[2]), "cpu_s": float(match[3])}
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    """The topic's end offset per partition."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        ends: dict[TopicPartition, int] = consumer.end_offsets(parts)
+        return ends
+    finally:
+        consumer.close()
+
+
+def read_timestamps(
+    bootstrap: str, topic: str, start: dict[TopicPartition, int], count: int
+) -> dict[bytes, int]:
+    """Key -> timestamp of the `count` records written to `topic` after `start`."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    found: dict[bytes, int] = {}
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        deadline = time.monotonic() + 120
+        while len(found) < count and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200, max_records=50_000).values():
+                for record in records:
+                    found[record.key] = record.timestamp
+    finally:
+        consumer.close()
+    if len(found) < count:
+        raise RuntimeError(f"read back {len(found)} of {count} offered records from {topic}")
+    return found
+
+
+class _OutputWatch:
+    """A reader of the output topic from its current end: outputs of records offered later."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+        )
+        parts = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
+        self.consumer.assign(parts)
+        self.consumer.seek_to_end(*parts)
+        for tp in parts:
+            self.consumer.position(tp)
+
+    def read(self, keys: set[bytes], timeout_s: float) -> dict[bytes, int]:
+        """Key -> output timestamp for `keys`, reading until all are seen or the timeout."""
+        received: dict[bytes, int] = {}
+        deadline = time.monotonic() + timeout_s
+        try:
+            while len(received) < len(keys) and time.monotonic() < deadline:
+                for records in self.consumer.poll(timeout_ms=200, max_records=50_000).values():
+                    for record in records:
+                        if record.key in keys:
+                            received[record.key] = record.timestamp
+        finally:
+            self.consumer.close()
+        return received

@@ -407,7 +407,10 @@ def pipeline_figures(
         **cpu_figures("pipeline", drain, drain_count),
         "transport_msgs_per_s": round(transport.msgs_per_s, 1),
         **cpu_figures("transport", transport, drain_count),
-        **{k: round(v, 1) if isinstance(v, float) else v for k, v in latency.items()},
+        **{
+            k: round(v, 3 if k.endswith("_cores") else 1) if isinstance(v, float) else v
+            for k, v in latency.items()
+        },
         "rss_mb": round(rss, 1),
         "startup_s": round(classifier.startup_s, 2),
         "classifier_exit_code": exit_code,

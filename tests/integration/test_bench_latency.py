@@ -1,6 +1,7 @@
 """The benchmark's latency measurement against the real broker and classifier (the constant
-stand-in model, so no TensorFlow): every offered record is matched to its output, the
-warm-up record is not counted, and the percentiles are ordered and plausible."""
+stand-in model, so no TensorFlow): the Java load generator offers every record once, each is
+matched to its output, the generator's warm-up records are not counted, and the percentiles
+are ordered and plausible."""
 
 from __future__ import annotations
 
@@ -29,12 +30,14 @@ def test_offered_load_latency_matches_every_offered_record(
     try:
         messages = [{"id": i, "body": f"$SPY message {i}"} for i in range(1, 101)]
         figures = pipeline.offered_load_latency(
-            kafka_bootstrap, topic_in, topic_out, messages, RATE, SECONDS
-        )
+            kafka_bootstrap, topic_in, topic_out, messages, RATE, SECONDS, warm_up_s=1.0,
+            work_dir=tmp_path,
+        )  # fmt: skip
     finally:
         classifier.terminate()
     offered = int(RATE * SECONDS)
-    # the warm-up record was classified too, but only the offered ones are counted
+    # the warm-up records went to their own topic: only the offered ones were classified
     assert figures["latency_sent"] == figures["latency_received"] == offered
+    assert 0 < figures["latency_generator_cores"] < 2
     p50, p95, p99 = (figures[f"latency_p{q}_ms"] for q in (50, 95, 99))
     assert 0 <= p50 <= p95 <= p99 <= figures["latency_max_ms"] < 10_000
