@@ -511,6 +511,16 @@ def markdown(result: dict[str, Any]) -> str:
             f"{result['latency_p50_ms']:.0f} / {result['latency_p95_ms']:.0f} / "
             f"{result['latency_p99_ms']:.0f} / {result['latency_max_ms']:.0f} ms",
         ),
+        *(
+            [
+                (
+                    "load generator's CPU during the latency run (same 2 cores)",
+                    f"{result['latency_generator_cores']:.2f} cores",
+                )
+            ]
+            if "latency_generator_cores" in result
+            else []
+        ),
         (
             "inference threads chosen"
             + _sweep_note(
