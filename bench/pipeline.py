@@ -193,7 +193,7 @@ def _generator_figures(stdout: str) -> dict[str, float]:
 
 def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     """The topic's end offset per partition."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         ends: dict[TopicPartition, int] = consumer.end_offsets(parts)

@@ -34,7 +34,7 @@ def ensure_topics(
             admin.create_topics(missing)
     finally:
         admin.close()
-    consumer = KafkaConsumer(**config)
+    consumer = KafkaConsumer(**config, enable_auto_commit=False)  # metadata only: no group
     try:
         deadline = time.monotonic() + timeout_s
         while not all(
