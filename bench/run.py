@@ -47,15 +47,39 @@ def load_messages(data_dir: Path, count: int) -> list[dict[str, Any]]:
     return [{**base[i % len(base)], "id": 10_000_000 + i} for i in range(count)]
 
 
+# The ceiling and the one-thread figure are each the best of this many rounds, as the sweeps'
+# figures are: other jobs on this shared machine only ever slow a measurement down, and one
+# slow round made the all-core ceiling lower than the one-thread figure (09:28 UTC run:
+# 29,375 against 30,587 msgs/s), which flattered the pipeline's ratio to it.
+CEILING_ROUNDS = 2
+
+
+def best_per_batch_size(rounds: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Of several rounds of per-batch-size measurements, each batch size's fastest."""
+    best: dict[Any, dict[str, Any]] = {}
+    for measured in rounds:
+        for row in measured:
+            size = row["batch_size"]
+            if size not in best or row["messages_per_s"] > best[size]["messages_per_s"]:
+                best[size] = row
+    return [best[size] for size in sorted(best)]
+
+
 def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) -> dict[str, Any]:
-    """Ceiling (raw serving signature, best of 1/32/256/2048), naive and seed configuration."""
+    """Ceiling (raw serving signature, best of 1/32/256/2048, each the best of
+    `CEILING_ROUNDS`), naive and seed configuration."""
     from bench import model_speed
     from model import PRETRAINED_DIR, Predictor
     from model.vocab import load_vocabulary
 
     directory = model_dir or PRETRAINED_DIR
     predictor = Predictor.load(directory)
-    signature = model_speed.measure_signature(directory, texts, (1, 32, 256, 2048), seconds)
+    signature = best_per_batch_size(
+        [
+            model_speed.measure_signature(directory, texts, (1, 32, 256, 2048), seconds)
+            for _ in range(CEILING_ROUNDS)
+        ]
+    )
     best = max(signature, key=lambda r: r["messages_per_s"])
     naive = model_speed.measure_naive(predictor, texts, seconds)
     vocabulary = load_vocabulary(Path(directory) / "vocabulary.txt")
@@ -63,7 +87,9 @@ def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) 
         predictor.manifest["network"], vocabulary, texts, seconds
     )
     seed = model_speed.measure_seed_configuration(vocabulary, texts, seconds=seconds)
-    one_thread = model_one_thread(directory, int(best["batch_size"]), seconds)
+    one_thread = max(
+        model_one_thread(directory, int(best["batch_size"]), seconds) for _ in range(CEILING_ROUNDS)
+    )
     return {
         "model_version": predictor.version,
         "model_ceiling_msgs_per_s": best["messages_per_s"],

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.run import pick_batching, pick_threads, pick_wait
+from bench.run import best_per_batch_size, pick_batching, pick_threads, pick_wait
 
 
 def test_smallest_batch_within_tolerance_of_the_best_wins() -> None:
@@ -83,3 +83,20 @@ def test_the_wait_sweep_keeps_each_waits_median_of_three_rounds(
     # one lucky round (100 ms) would have made 2 ms the best; the medians say 5 ms
     assert chosen["wait_sweep_p99_ms"] == {"2": 400.0, "5": 150.0}
     assert chosen["chosen_batch_wait_ms"] == 5
+
+
+def test_the_ceiling_keeps_each_batch_sizes_fastest_round() -> None:
+    # a slow spell in one round must not lower the ceiling the pipeline is compared with
+    first = [
+        {"batch_size": 256, "messages_per_s": 24_000.0},
+        {"batch_size": 2048, "messages_per_s": 29_375.0},
+    ]
+    second = [
+        {"batch_size": 256, "messages_per_s": 21_000.0},
+        {"batch_size": 2048, "messages_per_s": 36_000.0},
+    ]
+    best = best_per_batch_size([first, second])
+    assert [(r["batch_size"], r["messages_per_s"]) for r in best] == [
+        (256, 24_000.0),
+        (2048, 36_000.0),
+    ]
