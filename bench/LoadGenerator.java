@@ -1,8 +1,8 @@
 // The latency run's load generator: offers StockTwits messages to a topic at a steady rate.
 //
 // Why Java: the generator runs on the 2 cores the classifier is measured on, so its own cost
-// is measurement error. Offering 15,000 messages/s took kafka-python's producer 0.41-0.45 of
-// a core; the official Java producer, once warm, about 0.05.
+// is measurement error. Offering 13,000-15,000 messages/s took kafka-python's producer
+// 0.41-0.45 of a core; this, 0.09-0.11 (C1 compiler only, serial collector: bench/pipeline.py).
 //
 // Run from source by the JDK's launcher (bench/pipeline.py does), with the local broker's
 // Kafka jars on the class path:
@@ -24,6 +24,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.Properties;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
@@ -93,7 +94,8 @@ public final class LoadGenerator {
       System.err.println("LoadGenerator: " + failed.get() + " sends failed: " + firstError.get());
       System.exit(1);
     }
-    System.out.printf("measured: %d records, %.3f s, %.3f s CPU%n", count, wallS, cpuS);
+    System.out.printf(
+        Locale.ROOT, "measured: %d records, %.3f s, %.3f s CPU%n", count, wallS, cpuS);
   }
 
   /** Sends `count` records at `rate` per second: each wake-up sends every record due. */

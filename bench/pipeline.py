@@ -118,36 +118,15 @@ def offered_load_latency(
     comes from bench/LoadGenerator.java (the official Java producer); the input timestamps
     are read back from the input topic afterwards, matched to the outputs by key.
     """
-    from stocksent.local_kafka import LocalKafka
-
     java = jdk_or_fail()
     total = int(rate * seconds)
     watch = _OutputWatch(bootstrap, output_topic)  # positioned before anything is offered
-    input_start = end_offsets(bootstrap, input_topic)
-    warm_up_topic = f"{input_topic}.warm-up"
-    create_topics(bootstrap, [warm_up_topic], partitions=len(input_start))
-    with tempfile.TemporaryDirectory(dir=work_dir) as work:
-        templates = Path(work) / "templates.jsonl"
-        # the id goes first (the generator writes each record's own id there); the texts cycle
-        templates.write_bytes(
-            b"\n".join(
-                orjson.dumps({"id": 0, **{k: v for k, v in m.items() if k != "id"}})
-                for m in messages[: min(len(messages), total)]
-            )
+    try:
+        sent_ts, received, generator = _offer_and_read(
+            java, bootstrap, input_topic, watch, messages, rate, total, warm_up_s, work_dir
         )
-        command = [
-            java, *LOAD_GENERATOR_JVM, "-cp", f"{LocalKafka().resolve_jars()}/*",
-            str(LOAD_GENERATOR), bootstrap, str(templates), str(FIRST_ID), str(total),
-            repr(rate), warm_up_topic, repr(warm_up_s), input_topic,
-        ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 600)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"the load generator failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
-        )
-    generator = _generator_figures(done.stdout)
-    sent_ts = read_timestamps(bootstrap, input_topic, input_start, total)
-    received = watch.read(set(sent_ts), timeout_s=60)
+    finally:
+        watch.close()
     latencies = sorted(received[k] - sent_ts[k] for k in sent_ts if k in received)
     if not latencies:
         raise RuntimeError("no output records arrived during the latency run")
@@ -167,6 +146,49 @@ def offered_load_latency(
         "latency_mean_ms": statistics.fmean(latencies),
         "latency_generator_cores": generator["cpu_s"] / generator["wall_s"],
     }
+
+
+def _offer_and_read(
+    java: str,
+    bootstrap: str,
+    input_topic: str,
+    watch: _OutputWatch,
+    messages: Sequence[dict[str, Any]],
+    rate: float,
+    total: int,
+    warm_up_s: float,
+    work_dir: Path | None,
+) -> tuple[dict[bytes, int], dict[bytes, int], dict[str, float]]:
+    """Runs the load generator; (input timestamps, output timestamps) by key, and its
+    own figures."""
+    from stocksent.local_kafka import LocalKafka
+
+    input_start = end_offsets(bootstrap, input_topic)
+    warm_up_topic = f"{input_topic}.warm-up"
+    create_topics(bootstrap, [warm_up_topic], partitions=len(input_start))
+    with tempfile.TemporaryDirectory(dir=work_dir) as work:
+        templates = Path(work) / "templates.jsonl"
+        # the id goes first (the generator writes each record's own id there); the texts cycle
+        templates.write_bytes(
+            b"\n".join(
+                orjson.dumps({"id": 0, **{k: v for k, v in m.items() if k != "id"}})
+                for m in messages[: min(len(messages), total)]
+            )
+        )
+        command = [
+            java, *LOAD_GENERATOR_JVM, "-cp", f"{LocalKafka().resolve_jars()}/*",
+            str(LOAD_GENERATOR), bootstrap, str(templates), str(FIRST_ID), str(total),
+            repr(rate), warm_up_topic, repr(warm_up_s), input_topic,
+        ]  # fmt: skip
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=total / rate + warm_up_s + 600
+        )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"the load generator failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+        )
+    sent_ts = read_timestamps(bootstrap, input_topic, input_start, total)
+    return sent_ts, watch.read(set(sent_ts), timeout_s=60), _generator_figures(done.stdout)
 
 
 def jdk_or_fail() -> str:
@@ -241,12 +263,12 @@ class _OutputWatch:
         """Key -> output timestamp for `keys`, reading until all are seen or the timeout."""
         received: dict[bytes, int] = {}
         deadline = time.monotonic() + timeout_s
-        try:
-            while len(received) < len(keys) and time.monotonic() < deadline:
-                for records in self.consumer.poll(timeout_ms=200, max_records=50_000).values():
-                    for record in records:
-                        if record.key in keys:
-                            received[record.key] = record.timestamp
-        finally:
-            self.consumer.close()
+        while len(received) < len(keys) and time.monotonic() < deadline:
+            for records in self.consumer.poll(timeout_ms=200, max_records=50_000).values():
+                for record in records:
+                    if record.key in keys:
+                        received[record.key] = record.timestamp
         return received
+
+    def close(self) -> None:
+        self.consumer.close()
