@@ -98,6 +98,26 @@ def measure_predictor(
     ]
 
 
+def signature_meter(
+    model_dir: str | Path, messages: Sequence[str], seconds: float = 5.0
+) -> Callable[[int], dict[str, float]]:
+    """Loads the model once; the returned function measures the raw `serving_default`
+    signature on ready-made tf.string batches of the size it is given."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(model_dir))
+    signature = loaded.signatures["serving_default"]
+
+    def measure(batch_size: int) -> dict[str, float]:
+        batches = [
+            tf.constant([m.encode("utf-8", "surrogatepass") for m in batch])
+            for batch in _batches(messages, batch_size)
+        ]
+        return measure_throughput(lambda x: signature(messages=x), batches, batch_size, seconds)
+
+    return measure
+
+
 def measure_signature(
     model_dir: str | Path,
     messages: Sequence[str],
@@ -105,18 +125,8 @@ def measure_signature(
     seconds: float = 5.0,
 ) -> list[dict[str, float]]:
     """messages/s of the raw `serving_default` signature on ready-made tf.string batches."""
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(model_dir))
-    signature = loaded.signatures["serving_default"]
-    results = []
-    for b in batch_sizes:
-        batches = [
-            tf.constant([m.encode("utf-8", "surrogatepass") for m in batch])
-            for batch in _batches(messages, b)
-        ]
-        results.append(measure_throughput(lambda x: signature(messages=x), batches, b, seconds))
-    return results
+    measure = signature_meter(model_dir, messages, seconds)
+    return [measure(b) for b in batch_sizes]
 
 
 def measure_naive(

@@ -52,17 +52,7 @@ def load_messages(data_dir: Path, count: int) -> list[dict[str, Any]]:
 # slow round made the all-core ceiling lower than the one-thread figure (09:28 UTC run:
 # 29,375 against 30,587 msgs/s), which flattered the pipeline's ratio to it.
 CEILING_ROUNDS = 2
-
-
-def best_per_batch_size(rounds: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Of several rounds of per-batch-size measurements, each batch size's fastest."""
-    best: dict[Any, dict[str, Any]] = {}
-    for measured in rounds:
-        for row in measured:
-            size = row["batch_size"]
-            if size not in best or row["messages_per_s"] > best[size]["messages_per_s"]:
-                best[size] = row
-    return [best[size] for size in sorted(best)]
+CEILING_BATCH_SIZES = (1, 32, 256, 2048)
 
 
 def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) -> dict[str, Any]:
@@ -74,13 +64,11 @@ def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) 
 
     directory = model_dir or PRETRAINED_DIR
     predictor = Predictor.load(directory)
-    signature = best_per_batch_size(
-        [
-            model_speed.measure_signature(directory, texts, (1, 32, 256, 2048), seconds)
-            for _ in range(CEILING_ROUNDS)
-        ]
+    meter = model_speed.signature_meter(directory, texts, seconds)
+    by_batch, _ = measure_rounds(
+        CEILING_BATCH_SIZES, lambda b: meter(b)["messages_per_s"], max, rounds=CEILING_ROUNDS
     )
-    best = max(signature, key=lambda r: r["messages_per_s"])
+    best_batch = max(by_batch, key=lambda b: by_batch[b])
     naive = model_speed.measure_naive(predictor, texts, seconds)
     vocabulary = load_vocabulary(Path(directory) / "vocabulary.txt")
     keras_naive = model_speed.measure_keras_naive(
@@ -88,14 +76,14 @@ def model_figures(model_dir: Path | None, texts: Sequence[str], seconds: float) 
     )
     seed = model_speed.measure_seed_configuration(vocabulary, texts, seconds=seconds)
     one_thread = max(
-        model_one_thread(directory, int(best["batch_size"]), seconds) for _ in range(CEILING_ROUNDS)
+        model_one_thread(directory, best_batch, seconds) for _ in range(CEILING_ROUNDS)
     )
     return {
         "model_version": predictor.version,
-        "model_ceiling_msgs_per_s": best["messages_per_s"],
+        "model_ceiling_msgs_per_s": by_batch[best_batch],
         "model_one_thread_msgs_per_s": one_thread,
-        "model_ceiling_batch_size": best["batch_size"],
-        "model_by_batch": {str(r["batch_size"]): r["messages_per_s"] for r in signature},
+        "model_ceiling_batch_size": best_batch,
+        "model_by_batch": {str(b): rate for b, rate in by_batch.items()},
         # the issue's naive (its calibration: Keras `predict` per message, 24 msgs/s), and
         # the stricter one: the exported model, still one message per call
         "naive_msgs_per_s": keras_naive["messages_per_s"],
