@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import closing
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -118,15 +120,43 @@ def offered_load_latency(
     comes from bench/LoadGenerator.java (the official Java producer); the input timestamps
     are read back from the input topic afterwards, matched to the outputs by key.
     """
+    from stocksent.local_kafka import LocalKafka
+
     java = jdk_or_fail()
     total = int(rate * seconds)
-    watch = _OutputWatch(bootstrap, output_topic)  # positioned before anything is offered
-    try:
-        sent_ts, received, generator = _offer_and_read(
-            java, bootstrap, input_topic, watch, messages, rate, total, warm_up_s, work_dir
-        )
-    finally:
-        watch.close()
+    # positioned at the output's end before anything is offered
+    with closing(_assigned_consumer(bootstrap, output_topic, read_committed=True)) as watch:
+        input_start = end_offsets(bootstrap, input_topic)
+        warm_up_topic = f"{input_topic}.warm-up"
+        create_topics(bootstrap, [warm_up_topic], partitions=len(input_start))
+        with tempfile.TemporaryDirectory(dir=work_dir) as work:
+            templates = Path(work) / "templates.jsonl"
+            # the id goes first (the generator writes each record's own id there); texts cycle
+            templates.write_bytes(
+                b"\n".join(
+                    orjson.dumps({"id": 0, **{k: v for k, v in m.items() if k != "id"}})
+                    for m in messages[: min(len(messages), total)]
+                )
+            )
+            command = [
+                java, *LOAD_GENERATOR_JVM, "-cp", f"{LocalKafka().resolve_jars()}/*",
+                str(LOAD_GENERATOR), bootstrap, str(templates), str(FIRST_ID), str(total),
+                repr(rate), warm_up_topic, repr(warm_up_s), input_topic,
+            ]  # fmt: skip
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=seconds + warm_up_s + 600
+            )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"the load generator failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+            )
+        with closing(_assigned_consumer(bootstrap, input_topic, start=input_start)) as reader:
+            sent_ts = timestamps_by_key(reader, total, timeout_s=120)
+        if len(sent_ts) < total:
+            raise RuntimeError(
+                f"read back {len(sent_ts)} of {total} offered records from {input_topic}"
+            )
+        received = timestamps_by_key(watch, total, timeout_s=60, keys=set(sent_ts))
     latencies = sorted(received[k] - sent_ts[k] for k in sent_ts if k in received)
     if not latencies:
         raise RuntimeError("no output records arrived during the latency run")
@@ -144,53 +174,11 @@ def offered_load_latency(
         "latency_p99_ms": pct(0.99),
         "latency_max_ms": float(latencies[-1]),
         "latency_mean_ms": statistics.fmean(latencies),
-        "latency_generator_cores": generator["cpu_s"] / generator["wall_s"],
+        "latency_generator_cores": _generator_cores(done.stdout),
     }
 
 
-def _offer_and_read(
-    java: str,
-    bootstrap: str,
-    input_topic: str,
-    watch: _OutputWatch,
-    messages: Sequence[dict[str, Any]],
-    rate: float,
-    total: int,
-    warm_up_s: float,
-    work_dir: Path | None,
-) -> tuple[dict[bytes, int], dict[bytes, int], dict[str, float]]:
-    """Runs the load generator; (input timestamps, output timestamps) by key, and its
-    own figures."""
-    from stocksent.local_kafka import LocalKafka
-
-    input_start = end_offsets(bootstrap, input_topic)
-    warm_up_topic = f"{input_topic}.warm-up"
-    create_topics(bootstrap, [warm_up_topic], partitions=len(input_start))
-    with tempfile.TemporaryDirectory(dir=work_dir) as work:
-        templates = Path(work) / "templates.jsonl"
-        # the id goes first (the generator writes each record's own id there); the texts cycle
-        templates.write_bytes(
-            b"\n".join(
-                orjson.dumps({"id": 0, **{k: v for k, v in m.items() if k != "id"}})
-                for m in messages[: min(len(messages), total)]
-            )
-        )
-        command = [
-            java, *LOAD_GENERATOR_JVM, "-cp", f"{LocalKafka().resolve_jars()}/*",
-            str(LOAD_GENERATOR), bootstrap, str(templates), str(FIRST_ID), str(total),
-            repr(rate), warm_up_topic, repr(warm_up_s), input_topic,
-        ]  # fmt: skip
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=total / rate + warm_up_s + 600
-        )
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"the load generator failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
-        )
-    sent_ts = read_timestamps(bootstrap, input_topic, input_start, total)
-    return sent_ts, watch.read(set(sent_ts), timeout_s=60), _generator_figures(done.stdout)
-
-
+@cache
 def jdk_or_fail() -> str:
     """`java` that can run a source file (a JDK: it has the compiler), or a clear error."""
     from stocksent.local_kafka import java_or_fail
@@ -205,12 +193,13 @@ def jdk_or_fail() -> str:
     return java
 
 
-def _generator_figures(stdout: str) -> dict[str, float]:
-    """The generator's last line: `measured: N records, W s, C s CPU`."""
-    match = re.search(r"measured: (\d+) records, ([\d.]+) s, ([\d.]+) s CPU\s*$", stdout)
+def _generator_cores(stdout: str) -> float:
+    """The generator's CPU per second of the measured phase, from its last line
+    `measured: N records, W s, C s CPU`."""
+    match = re.search(r"measured: \d+ records, ([\d.]+) s, ([\d.]+) s CPU\s*$", stdout)
     if match is None:
         raise RuntimeError(f"the load generator did not report its figures: {stdout[-500:]!r}")
-    return {"records": float(match[1]), "wall_s": float(match[2]), "cpu_s": float(match[3])}
+    return float(match[2]) / float(match[1])
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
@@ -224,51 +213,44 @@ def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
         consumer.close()
 
 
-def read_timestamps(
-    bootstrap: str, topic: str, start: dict[TopicPartition, int], count: int
-) -> dict[bytes, int]:
-    """Key -> timestamp of the `count` records written to `topic` after `start`."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    found: dict[bytes, int] = {}
-    try:
-        consumer.assign(list(start))
+def _assigned_consumer(
+    bootstrap: str,
+    topic: str,
+    start: dict[TopicPartition, int] | None = None,
+    read_committed: bool = False,
+) -> KafkaConsumer:
+    """A consumer of every partition of `topic`, at `start`, or at the end when not given."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed" if read_committed else "read_uncommitted",
+    )
+    parts = (
+        list(start)
+        if start
+        else [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    )
+    consumer.assign(parts)
+    if start:
         for tp, offset in start.items():
             consumer.seek(tp, offset)
-        deadline = time.monotonic() + 120
-        while len(found) < count and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=200, max_records=50_000).values():
-                for record in records:
-                    found[record.key] = record.timestamp
-    finally:
-        consumer.close()
-    if len(found) < count:
-        raise RuntimeError(f"read back {len(found)} of {count} offered records from {topic}")
-    return found
-
-
-class _OutputWatch:
-    """A reader of the output topic from its current end: outputs of records offered later."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
-        )
-        parts = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
-        self.consumer.assign(parts)
-        self.consumer.seek_to_end(*parts)
+    else:
+        consumer.seek_to_end(*parts)
         for tp in parts:
-            self.consumer.position(tp)
+            consumer.position(tp)  # resolve the end now, before anything is written
+    return consumer
 
-    def read(self, keys: set[bytes], timeout_s: float) -> dict[bytes, int]:
-        """Key -> output timestamp for `keys`, reading until all are seen or the timeout."""
-        received: dict[bytes, int] = {}
-        deadline = time.monotonic() + timeout_s
-        while len(received) < len(keys) and time.monotonic() < deadline:
-            for records in self.consumer.poll(timeout_ms=200, max_records=50_000).values():
-                for record in records:
-                    if record.key in keys:
-                        received[record.key] = record.timestamp
-        return received
 
-    def close(self) -> None:
-        self.consumer.close()
+def timestamps_by_key(
+    consumer: KafkaConsumer, count: int, timeout_s: float, keys: set[bytes] | None = None
+) -> dict[bytes, int]:
+    """Key -> record timestamp, polling until `count` records (of `keys`, when given) are
+    seen or the timeout."""
+    found: dict[bytes, int] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(found) < count and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200, max_records=50_000).values():
+            for record in records:
+                if keys is None or record.key in keys:
+                    found[record.key] = record.timestamp
+    return found
