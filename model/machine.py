@@ -18,19 +18,22 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def limit_tensorflow_threads(threads: int) -> None:
-    """Caps TensorFlow's intra-op and inter-op pools at `threads` (0: TensorFlow's default,
-    one per core). Must run before TensorFlow runs any op (it raises RuntimeError after); a
-    no-op when the pools already have this size."""
+def limit_tensorflow_threads(threads: int, concurrent_calls: int = 1) -> None:
+    """Caps TensorFlow's pools for `concurrent_calls` model calls at once with `threads`
+    each: `threads` intra-op, `threads` x `concurrent_calls` inter-op (with one inter-op
+    thread, concurrent calls run one after another). 0 threads: TensorFlow's defaults, one
+    per core. Must run before TensorFlow runs any op (it raises RuntimeError after); a no-op
+    when the pools already have these sizes."""
     if threads <= 0:
         return
     import tensorflow as tf
 
     threading = tf.config.threading
+    inter = threads * max(1, concurrent_calls)
     if (
         threading.get_intra_op_parallelism_threads() == threads
-        and threading.get_inter_op_parallelism_threads() == threads
+        and threading.get_inter_op_parallelism_threads() == inter
     ):
         return
     threading.set_intra_op_parallelism_threads(threads)
-    threading.set_inter_op_parallelism_threads(threads)
+    threading.set_inter_op_parallelism_threads(inter)

@@ -91,7 +91,9 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         started = time.monotonic()
-        predictor = load_predictor(settings.model, settings.inference_threads)
+        predictor = load_predictor(
+            settings.model, settings.inference_threads, settings.inference_workers
+        )
         log.info("model %s loaded in %.1fs", predictor.version, time.monotonic() - started)
         service = make_service(settings, predictor, metrics)
         freeze_startup_heap()

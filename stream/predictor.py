@@ -46,12 +46,15 @@ except ImportError:  # pragma: no cover - only before the model package lands
     _label_for = _fallback_label_for
 
 
-def load_predictor(spec: str, inference_threads: int = 0) -> SentimentPredictor:
+def load_predictor(
+    spec: str, inference_threads: int = 0, concurrent_calls: int = 1
+) -> SentimentPredictor:
     """Loads the model named by `--model`.
 
     Empty: the committed pretrained artifact; `py:package.module:factory`: whatever the
     factory returns (for tests and custom models); anything else: an exported model directory.
-    `inference_threads` > 0 caps TensorFlow's thread pools (set before the model loads).
+    `inference_threads` > 0 caps TensorFlow's thread pools for `concurrent_calls` calls at
+    once (set before the model loads).
     """
     if spec.startswith("py:"):
         _, module_name, attribute = spec.split(":")
@@ -61,7 +64,7 @@ def load_predictor(spec: str, inference_threads: int = 0) -> SentimentPredictor:
         from model import Predictor  # type: ignore[attr-defined,unused-ignore]
         from model.machine import limit_tensorflow_threads
 
-        limit_tensorflow_threads(inference_threads)
+        limit_tensorflow_threads(inference_threads, concurrent_calls)
         predictor = Predictor.load(spec or None)
     if not isinstance(predictor, SentimentPredictor):
         raise TypeError(f"--model {spec!r}: {predictor!r} has no predict() and version")

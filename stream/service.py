@@ -1,15 +1,16 @@
 """The classifier loop: poll -> batch -> decode -> predict -> publish -> commit.
 
-Inference runs on a worker thread (TensorFlow releases the GIL), so while the model scores
-batch N+1 the loop publishes and commits batch N and fetches the records of N+2. Batches are
-still published and committed one at a time, in order, on the loop's thread; at most
-`MAX_IN_FLIGHT` are with the model (one scored, one queued) besides the one being filled.
-Batching is dynamic: a full batch goes to the model at once (queued behind the one being
-scored, so a drain keeps the model busy), but a batch that is not full goes only when its
-wait is over and the model has nothing left to score; until then it keeps filling. Under
-load the batches thus grow to what arrives during one model call, which costs less CPU
-per message than more, smaller calls queued behind each other; idle, a batch still waits
-at most `batch_wait_ms`.
+Inference runs on worker threads (TensorFlow releases the GIL), so while the model scores
+batch N+1 the loop publishes and commits batch N and fetches the records of N+2. With
+`--inference-workers` W, W batches are scored at once, each by its own call. Batches are
+still published and committed one at a time, in order, on the loop's thread, whichever
+finishes scoring first; at most W + 1 are with the model (W scored, one queued) besides
+the one being filled. Batching is dynamic: a full batch goes to the model at once (queued
+behind those being scored, so a drain keeps the model busy), but a batch that is not full
+goes only when its wait is over and a worker has nothing left to score; until then it keeps
+filling. Under load the batches thus grow to what arrives during one model call, which
+costs less CPU per message than more, smaller calls queued behind each other; idle, a batch
+still waits at most `batch_wait_ms`.
 When a rebalance revokes partitions, the records of those partitions in all of them are
 dropped (never published, never committed), and the partition's new owner re-reads them
 from the committed offset. Nothing is lost, and in exactly-once mode nothing is published
@@ -57,9 +58,9 @@ IDLE_POLL_MS = 250  # poll timeout while no batch is open: bounds the reaction t
 # the loop's CPU than 5 ms ones, for no lower latency (p99 138 against 118 ms in one pair
 # of quiet runs; the drain rate did not change).
 SCORING_POLL_MS = 5
-# batches handed to the inference thread and not yet published: one being scored, one queued
-# behind it, so the model never waits for the loop; beyond that the loop waits for the model
-MAX_IN_FLIGHT = 2
+# batches handed to the inference threads and not yet published, beyond one per worker (being
+# scored): one queued, so no worker waits for the loop; beyond that the loop waits
+QUEUED_FOR_THE_MODEL = 1
 LAG_REFRESH_S = 2.0  # how often lag of idle partitions is refreshed
 RETRY_BACKOFF_S = 1.0  # pause before re-reading a batch whose publish or commit failed
 # On the way out, each of the last commit, leaving the group and flushing the producer waits
@@ -145,8 +146,13 @@ class ClassifierService:
         self.batcher: Batcher[Any] = Batcher(settings.batch_size, settings.batch_wait_ms)
         # batches handed to the inference thread, oldest first: published in this order
         self._in_flight: deque[_ScoredBatch] = deque()
-        # one thread: batches are scored in order, one at a time, while the loop publishes
-        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        # batches are scored by up to `inference_workers` calls at once while the loop
+        # publishes; they are published in the order they were taken all the same
+        self._workers = settings.inference_workers
+        self._max_in_flight = self._workers + QUEUED_FOR_THE_MODEL
+        self._inference = ThreadPoolExecutor(
+            max_workers=self._workers, thread_name_prefix="inference"
+        )
         self.assigned: set[Any] = set()
         self.batches_processed = 0
         self._stop = threading.Event()
@@ -202,10 +208,10 @@ class ClassifierService:
     def step(self) -> None:
         """Publishes every batch whose scores are in, oldest first; polls once; hands the
         batch being filled to the inference thread when it is full, or when its wait is over
-        and the model is free (see the module docstring).
+        and a worker is free (see the module docstring).
         The loop never waits for the model while it has Kafka work: with batches in flight
-        it polls briefly and comes back, and only when `MAX_IN_FLIGHT` batches are already
-        queued for the model does it wait for the oldest (backpressure)."""
+        it polls briefly and comes back, and only when every worker has a batch and one more
+        is queued does it wait for the oldest (backpressure)."""
         in_flight = self._in_flight
         while in_flight and in_flight[0].probabilities.done():
             if not self._finish_oldest():
@@ -221,7 +227,7 @@ class ClassifierService:
         else:
             polled = {}
         if self.batcher.is_full() or (self.batcher.is_ready() and self._model_is_free()):
-            if len(in_flight) >= MAX_IN_FLIGHT and not self._finish_oldest():
+            if len(in_flight) >= self._max_in_flight and not self._finish_oldest():
                 return
             in_flight.append(self._start(self.batcher.take()))
         elif not in_flight and not polled:
@@ -230,8 +236,10 @@ class ClassifierService:
             self._refresh_idle_lag()
 
     def _model_is_free(self) -> bool:
-        """True when every batch handed to the model is scored (published or not)."""
-        return all(scored.probabilities.done() for scored in self._in_flight)
+        """True when a worker has nothing to score: fewer batches handed to the model and
+        not yet scored (published or not) than workers."""
+        scoring = sum(not scored.probabilities.done() for scored in self._in_flight)
+        return scoring < self._workers
 
     def _poll(self, timeout_ms: int) -> dict[Any, list[Any]] | None:
         """One consumer poll of at most the batch's room; None after a (logged) failure."""

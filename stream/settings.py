@@ -36,6 +36,10 @@ DEFAULT_METRICS_PORT = 9300
 # TensorFlow threads per model call (intra-op; inter-op gets the same). 0 means TensorFlow's
 # default, one per core. The benchmark measures the choice (bench/results/latest.json).
 DEFAULT_INFERENCE_THREADS = 1
+# Batches scored at once, each by its own call on its own thread. One LSTM call hardly gains
+# from a second core (its steps run one after another), but two calls on one thread each
+# keep two cores busy. The benchmark measures the choice too.
+DEFAULT_INFERENCE_WORKERS = 1
 
 
 def _model_spec(value: str) -> str:
@@ -62,6 +66,13 @@ def _inference_threads(value: str) -> int:
     if not 0 <= threads <= 256:
         raise ValueError("must be between 0 and 256")
     return threads
+
+
+def _inference_workers(value: str) -> int:
+    workers = int(value)
+    if not 1 <= workers <= 64:
+        raise ValueError("must be between 1 and 64")
+    return workers
 
 
 def _symbols(value: str) -> tuple[str, ...]:
@@ -104,6 +115,12 @@ OPTIONS: tuple[Option, ...] = (
         "TensorFlow threads per model call (0: one per core); the Kafka loop needs a core too",
     ),
     Option(
+        "inference_workers",
+        _inference_workers,
+        DEFAULT_INFERENCE_WORKERS,
+        "model calls at once, each on its own thread and batch (outputs stay in input order)",
+    ),
+    Option(
         "processing_guarantee",
         text,
         "at-least-once",
@@ -142,6 +159,7 @@ class ClassifierSettings:
     batch_size: int
     batch_wait_ms: int
     inference_threads: int
+    inference_workers: int
     processing_guarantee: ProcessingGuarantee
     max_message_bytes: int
     symbols: tuple[str, ...]
@@ -186,6 +204,7 @@ def from_values(values: Mapping[str, Any]) -> ClassifierSettings:
         batch_size=values["batch_size"],
         batch_wait_ms=values["batch_wait_ms"],
         inference_threads=values["inference_threads"],
+        inference_workers=values["inference_workers"],
         processing_guarantee=values["processing_guarantee"],
         max_message_bytes=values["max_message_bytes"],
         symbols=values["symbols"],

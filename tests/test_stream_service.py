@@ -3,6 +3,7 @@ revocation, model failures, publish failures, metrics."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 
@@ -349,6 +350,62 @@ def test_a_batch_that_is_not_full_keeps_filling_until_the_model_is_free() -> Non
         {0: 1},
         {0: 3},
     ]
+
+
+class OutOfOrderPredictor(KeywordPredictor):
+    """Scores the batch holding `first_text` only once another call has finished, so with
+    two workers the later batch is scored first (and with one, it would time out)."""
+
+    def __init__(self, first_text: str) -> None:
+        self.first_text = first_text
+        self.other_finished = threading.Event()
+        self.finished: list[str] = []
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        if self.first_text in texts:
+            assert self.other_finished.wait(timeout=2), "the calls did not run at once"
+        else:
+            time.sleep(0.05)
+        scores = super().predict(texts)
+        self.finished.extend(texts)
+        self.other_finished.set()
+        return scores
+
+
+def test_two_workers_score_two_batches_at_once_and_publish_them_in_order() -> None:
+    consumer = three_polls_of_one_record()
+    producer = FakeProducer()
+    predictor = OutOfOrderPredictor(first_text="$SPY calls")
+    svc, _ = service(consumer, producer, predictor, batch_size=1, inference_workers=2)
+    run_polls(svc, 3)
+    # the first batch was scored after the second, and nothing was dead-lettered
+    assert predictor.finished.index("$SPY calls") > predictor.finished.index("$XYZ sell")
+    assert [(t, orjson.loads(v)["id"]) for t, _, v, _ in producer.sent] == [
+        ("out", 11),
+        ("out", 12),
+        ("out", 13),
+    ]
+    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [
+        {0: 1},
+        {0: 2},
+        {0: 3},
+    ]
+
+
+def test_with_two_workers_a_batch_that_is_not_full_goes_to_the_free_one() -> None:
+    consumer = three_polls_of_one_record()
+    producer = FakeProducer()
+    svc, _ = service(
+        consumer, producer, predictor=SlowKeywordPredictor(), batch_wait_ms=0, inference_workers=2
+    )
+    svc.consumer.subscribe(["in"], listener=None)
+    svc.step()  # both workers free: the first record goes at once
+    svc.step()  # one worker still free: so does the second
+    assert len(svc._in_flight) == 2 and len(svc.batcher) == 0
+    svc.step()  # both busy: the third waits
+    assert len(svc._in_flight) == 2 and len(svc.batcher) == 1
+    settle(svc)
+    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11, 12, 13]
 
 
 def test_a_revoked_partition_is_dropped_from_every_batch_with_the_model() -> None:

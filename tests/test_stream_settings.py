@@ -12,7 +12,7 @@ import pytest
 from stocksent import topics
 from stocksent.options import SettingsError, resolve
 from stream import cli
-from stream.settings import OPTIONS, from_values
+from stream.settings import DEFAULT_INFERENCE_WORKERS, OPTIONS, from_values
 
 
 def settings_from(args: dict[str, str], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -32,6 +32,7 @@ def test_defaults_follow_the_contracts() -> None:
     assert s.model == ""  # the committed pretrained artifact
     assert s.instance_id  # the host name
     assert s.inference_threads == 1  # one core for TensorFlow, the other for the Kafka loop
+    assert s.inference_workers == DEFAULT_INFERENCE_WORKERS
 
 
 def test_flag_wins_over_environment() -> None:
@@ -49,6 +50,7 @@ def test_flag_wins_over_environment() -> None:
         ({"batch_size": "0"}, "--batch-size: '0' is not valid: must be >= 1"),
         ({"batch_wait_ms": "-1"}, "--batch-wait-ms"),
         ({"inference_threads": "-1"}, "--inference-threads: '-1' is not valid"),
+        ({"inference_workers": "0"}, "--inference-workers: '0' is not valid"),
         ({"processing_guarantee": "at-most-once"}, "not one of at-least-once, exactly-once"),
         ({"metrics_port": "70000"}, "--metrics-port"),
         ({"log_level": "loud"}, "--log-level"),
@@ -91,7 +93,7 @@ def test_cli_logs_masked_configuration(
 ) -> None:
     monkeypatch.setenv("STOCKSENT_SASL_PASSWORD", "env-secret-value")
 
-    def no_model(spec: str, inference_threads: int = 0) -> object:
+    def no_model(spec: str, inference_threads: int = 0, concurrent_calls: int = 1) -> object:
         raise RuntimeError("no model in this test")
 
     monkeypatch.setattr("stream.predictor.load_predictor", no_model)
@@ -110,15 +112,17 @@ def test_freeze_startup_heap_takes_live_objects_out_of_collections() -> None:
         gc.unfreeze()
 
 
-def test_inference_threads_cap_tensorflow_pools() -> None:
-    # A child process: TensorFlow's pools can only be sized before its first op runs.
+@pytest.mark.parametrize(("calls", "inter_op"), [(1, 1), (2, 2)])
+def test_inference_threads_cap_tensorflow_pools(calls: int, inter_op: int) -> None:
+    # A child process: TensorFlow's pools can only be sized before its first op runs. With
+    # one inter-op thread, two calls at once would run one after the other.
     code = (
         "import tensorflow as tf\n"
         "from stream.predictor import load_predictor\n"
-        "p = load_predictor('', 1)\n"
+        f"p = load_predictor('', 1, {calls})\n"
         "t = tf.config.threading\n"
         "assert t.get_intra_op_parallelism_threads() == 1, t.get_intra_op_parallelism_threads()\n"
-        "assert t.get_inter_op_parallelism_threads() == 1\n"
+        f"assert t.get_inter_op_parallelism_threads() == {inter_op}\n"
         "assert 0.0 <= float(p.predict(['$SPY to the moon'])[0]) <= 1.0\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
