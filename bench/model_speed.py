@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,26 +63,42 @@ def _batches(messages: Sequence[Any], batch_size: int) -> list[Sequence[Any]]:
 
 
 def measure_throughput(
-    predict: Callable[[Any], Any], batches: Sequence[Any], batch_size: int, seconds: float
+    predict: Callable[[Any], Any],
+    batches: Sequence[Any],
+    batch_size: int,
+    seconds: float,
+    callers: int = 1,
 ) -> dict[str, float]:
     """Call `predict` over `batches` (cycling) for about `seconds` after one warm-up
-    call per batch shape; returns messages/s and mean seconds per call."""
+    call per batch shape, from `callers` threads at once (each from its own place in the
+    cycle); returns messages/s of them all and the mean seconds per call."""
     for batch in batches[:2]:
         predict(batch)
-    calls = 0
+    calls = [0] * callers
     start = time.perf_counter()
     deadline = start + seconds
-    for batch in itertools.cycle(batches):
-        predict(batch)
-        calls += 1
-        if time.perf_counter() >= deadline:
-            break
+
+    def call(caller: int) -> None:
+        for batch in itertools.islice(itertools.cycle(batches), caller, None):
+            predict(batch)
+            calls[caller] += 1
+            if time.perf_counter() >= deadline:
+                break
+
+    threads = [threading.Thread(target=call, args=(c,)) for c in range(1, callers)]
+    for thread in threads:
+        thread.start()
+    call(0)
+    for thread in threads:
+        thread.join()
     elapsed = time.perf_counter() - start
+    total = sum(calls)
     return {
         "batch_size": batch_size,
-        "messages_per_s": round(calls * batch_size / elapsed, 1),
-        "ms_per_call": round(1000 * elapsed / calls, 3),
-        "calls": calls,
+        "messages_per_s": round(total * batch_size / elapsed, 1),
+        "ms_per_call": round(1000 * elapsed * callers / total, 3),
+        "calls": total,
+        "callers": callers,
     }
 
 
@@ -99,10 +116,11 @@ def measure_predictor(
 
 
 def signature_meter(
-    model_dir: str | Path, messages: Sequence[str], seconds: float = 5.0
+    model_dir: str | Path, messages: Sequence[str], seconds: float = 5.0, callers: int = 1
 ) -> Callable[[int], dict[str, float]]:
     """Loads the model once; the returned function measures the raw `serving_default`
-    signature on ready-made tf.string batches of the size it is given."""
+    signature on ready-made tf.string batches of the size it is given, called by `callers`
+    threads at once."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(model_dir))
@@ -113,7 +131,9 @@ def signature_meter(
             tf.constant([m.encode("utf-8", "surrogatepass") for m in batch])
             for batch in _batches(messages, batch_size)
         ]
-        return measure_throughput(lambda x: signature(messages=x), batches, batch_size, seconds)
+        return measure_throughput(
+            lambda x: signature(messages=x), batches, batch_size, seconds, callers
+        )
 
     return measure
 
@@ -123,9 +143,11 @@ def measure_signature(
     messages: Sequence[str],
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     seconds: float = 5.0,
+    callers: int = 1,
 ) -> list[dict[str, float]]:
-    """messages/s of the raw `serving_default` signature on ready-made tf.string batches."""
-    measure = signature_meter(model_dir, messages, seconds)
+    """messages/s of the raw `serving_default` signature on ready-made tf.string batches,
+    called by `callers` threads at once."""
+    measure = signature_meter(model_dir, messages, seconds, callers)
     return [measure(b) for b in batch_sizes]
 
 
@@ -270,24 +292,28 @@ def run(
     seed: bool,
     threads: int = 0,
     signature_only: bool = False,
+    callers: int = 1,
 ) -> dict[str, Any]:
     """All measurements for one exported model, as a JSON-ready dict. `threads` > 0 caps
-    TensorFlow's pools (as `stocksent classify --inference-threads` does)."""
+    TensorFlow's pools for `callers` calls at once (as `stocksent classify
+    --inference-threads --inference-workers` does); the signature's figures are then from
+    `callers` threads calling it at once."""
     import tensorflow as tf
 
     from model.predictor import Predictor
     from model.vocab import load_vocabulary
 
-    limit_tensorflow_threads(threads)
+    limit_tensorflow_threads(threads, callers)
     messages = sample_messages()
     report: dict[str, Any] = {
         "model": str(model_dir),
         "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "tensorflow_version": tf.__version__,
         "threads": threads or "one per core",
+        "callers": callers,
         "load_average": round(os.getloadavg()[0], 2),
         "seconds": seconds,
-        "signature": measure_signature(model_dir, messages, batch_sizes, seconds),
+        "signature": measure_signature(model_dir, messages, batch_sizes, seconds, callers),
     }
     if signature_only:
         return report
@@ -322,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
         "--signature-only", action="store_true", help="only the raw serving signature figures"
     )
     parser.add_argument(
+        "--callers",
+        type=int,
+        default=1,
+        help="threads calling the signature at once (with --signature-only)",
+    )
+    parser.add_argument(
         "--update-card",
         action="store_true",
         help="write the figures into the model's MODEL_CARD.md",
@@ -337,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         not args.no_seed and not args.signature_only,
         args.threads,
         args.signature_only,
+        args.callers if args.signature_only else 1,
     )
     if args.update_card and not args.signature_only:
         from model.card import CARD_NAME, replace_speed_section

@@ -7,7 +7,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.run import measure_rounds, pick_batching, pick_threads, pick_wait
+from bench.run import (
+    inference_candidates,
+    inference_label,
+    inference_options,
+    measure_rounds,
+    pick_batching,
+    pick_inference,
+    pick_wait,
+)
 
 
 def test_smallest_batch_within_tolerance_of_the_best_wins() -> None:
@@ -16,12 +24,27 @@ def test_smallest_batch_within_tolerance_of_the_best_wins() -> None:
     assert pick_batching({256: 15_000.0, 1024: 20_000.0})["chosen_batch_size"] == 1024
 
 
-def test_one_inference_thread_wins_unless_the_whole_pool_is_clearly_faster() -> None:
-    assert pick_threads({1: 20_000.0, 0: 20_500.0}, cores=2)["chosen_inference_threads"] == 1
-    assert pick_threads({1: 15_000.0, 0: 20_000.0}, cores=2)["chosen_inference_threads"] == 0
-    assert pick_threads({1: 20_000.0, 0: 12_000.0}, cores=2)["chosen_inference_threads"] == 1
+def test_one_thread_one_call_wins_unless_another_way_is_clearly_faster() -> None:
+    def chosen(rates: dict[tuple[int, int], float], cores: int = 2) -> tuple[int, int]:
+        picked = pick_inference(rates, cores)
+        return picked["chosen_inference_threads"], picked["chosen_inference_workers"]
+
+    one, pool, two_calls = (1, 1), (0, 1), (1, 2)
+    assert chosen({one: 20_000.0, pool: 20_500.0, two_calls: 20_900.0}) == one
+    assert chosen({one: 15_000.0, pool: 20_000.0, two_calls: 16_000.0}) == pool
+    assert chosen({one: 15_000.0, pool: 16_000.0, two_calls: 20_000.0}) == two_calls
+    # as many threads in all, within tolerance: explicit threads before TensorFlow's default
+    assert chosen({one: 15_000.0, pool: 20_000.0, two_calls: 19_500.0}) == two_calls
     # on a one-core machine "one per core" is one thread too: the explicit 1 is preferred
-    assert pick_threads({1: 10_000.0, 0: 10_000.0}, cores=1)["chosen_inference_threads"] == 1
+    assert chosen({one: 10_000.0, pool: 10_000.0}, cores=1) == one
+
+
+def test_the_inference_sweep_tries_one_call_per_core_on_machines_with_more() -> None:
+    assert inference_candidates(1) == [(1, 1), (0, 1)]
+    assert inference_candidates(4) == [(1, 1), (0, 1), (1, 4)]
+    assert inference_options((1, 4)) == ["--inference-threads=1", "--inference-workers=4"]
+    labels = [inference_label(i) for i in [(1, 1), (0, 1), (1, 2), (2, 3)]]
+    assert labels == ["1 thread", "one per core", "2 calls x 1 thread", "3 calls x 2 threads"]
 
 
 def test_sweeps_measure_round_robin_and_keep_each_candidates_best() -> None:

@@ -97,9 +97,13 @@ def test_table_shows_the_kafka_path_and_cpu_rows() -> None:
         "model_version": "abc",
         "classifier_args": [],
         "model_ceiling_batch_size": 2048,
-        "model_ceiling_msgs_per_s": 38_000.0,
-        "model_by_batch": {"1": 800.0},
+        "model_ceiling_msgs_per_s": 60_000.0,
+        "model_ceiling_how": "one call per core at once, one thread each",
+        "model_single_call_msgs_per_s": 38_000.0,
+        "model_by_batch": {"1": 800.0, "2048": 38_000.0},
         "model_one_thread_msgs_per_s": 31_000.0,
+        "model_concurrent_msgs_per_s": 60_000.0,
+        "model_concurrent_calls": 2,
         "naive_msgs_per_s": 22.0,
         "naive_exported_msgs_per_s": 880.0,
         "seed_config_batch_size": 2048,
@@ -110,7 +114,8 @@ def test_table_shows_the_kafka_path_and_cpu_rows() -> None:
         "pipeline_vs_one_thread_model": 0.87,
         "pipeline_vs_naive": 1222.7,
         "pipeline_vs_naive_exported": 30.6,
-        "ceiling_vs_seed_config": 20.0,
+        "ceiling_vs_seed_config": 31.6,
+        "single_call_vs_seed_config": 20.0,
         "transport_msgs_per_s": 50_257.0,
         "pipeline_vs_transport": 0.535,
         "pipeline_cpu_us_per_msg": {
@@ -130,6 +135,8 @@ def test_table_shows_the_kafka_path_and_cpu_rows() -> None:
         "latency_p99_ms": 160.0,
         "latency_max_ms": 300.0,
         "chosen_inference_threads": 1,
+        "chosen_inference_workers": 2,
+        "inference_sweep_msgs_per_s": {"1 thread": 26_000.0, "2 calls x 1 thread": 26_900.0},
         "chosen_batch_size": 1024,
         "chosen_batch_wait_ms": 20,
         "rss_mb": 1000.0,
@@ -146,5 +153,19 @@ def test_table_shows_the_kafka_path_and_cpu_rows() -> None:
         "1.62 of 2 cores busy |"
     ) in table
     assert "33,223 msgs/s = 0.87 of the ceiling" in table
+    # the ceiling names the way it was measured; every way has its row
+    assert (
+        "the fastest of the ways below (one call per core at once, one thread each) | 60,000"
+        in table
+    )
+    assert "| model, 2 calls at once on one TensorFlow thread each, batch 2048 | 60,000" in table
+    assert "| model, one call at a time on one TensorFlow thread, batch 2048 | 31,000" in table
+    assert (
+        "| like for like: one call at a time on every core / seed configuration | 20.0x |" in table
+    )
+    assert (
+        "(drain msgs/s, best of 2: 1 thread: 26,000, 2 calls x 1 thread: 26,900) | 2 calls x 1 thread |"
+        in table
+    )
     del result["pipeline_cpu_bound_msgs_per_s"]  # an external broker: its CPU is not metered
     assert "bound by CPU" not in markdown(result)
