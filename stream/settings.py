@@ -28,7 +28,7 @@ PROCESSING_GUARANTEES: tuple[ProcessingGuarantee, ...] = ("at-least-once", "exac
 
 DEFAULT_GROUP_ID = "stocksent-classifier"
 DEFAULT_BATCH_SIZE = 2048
-DEFAULT_BATCH_WAIT_MS = 20
+DEFAULT_BATCH_WAIT_MS = 2
 # The largest input record the classifier will try to decode; StockTwits message objects are
 # a few KB (the 2026 schema with a reshared message ~10 KB), so 256 KiB is generous.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024

@@ -20,11 +20,13 @@ def test_defaults_are_the_batching_the_benchmark_chose() -> None:
     )
 
 
-def test_default_inference_threads_are_the_benchmarks_choice() -> None:
+def test_default_inference_threads_and_workers_are_the_benchmarks_choice() -> None:
     result = json.loads(LATEST.read_text(encoding="utf-8"))
-    assert result["chosen_inference_threads"] == settings.DEFAULT_INFERENCE_THREADS, (
-        f"stream/settings.py DEFAULT_INFERENCE_THREADS differs from the benchmark's choice "
-        f"in {LATEST.name}"
+    chosen = (result["chosen_inference_threads"], result["chosen_inference_workers"])
+    defaults = (settings.DEFAULT_INFERENCE_THREADS, settings.DEFAULT_INFERENCE_WORKERS)
+    assert defaults == chosen, (
+        f"stream/settings.py DEFAULT_INFERENCE_THREADS / DEFAULT_INFERENCE_WORKERS {defaults} "
+        f"differ from the benchmark's choice {chosen} in {LATEST.name}"
     )
 
 
@@ -34,3 +36,4 @@ def test_the_benchmark_ran_the_classifier_with_its_choice() -> None:
     assert f"--batch-size={result['chosen_batch_size']}" in args
     assert f"--batch-wait-ms={result['chosen_batch_wait_ms']}" in args
     assert f"--inference-threads={result['chosen_inference_threads']}" in args
+    assert f"--inference-workers={result['chosen_inference_workers']}" in args
