@@ -92,9 +92,13 @@ def check_outputs(
     assert set(by_id) == set(texts), f"missing ids: {sorted(set(texts) - set(by_id))[:10]}"
 
 
-@pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
+# two model workers: batches scored at once must still come out in input order
+@pytest.mark.parametrize(
+    ("guarantee", "workers"), [("at-least-once", 1), ("exactly-once", 1), ("exactly-once", 2)]
+)
 def test_ten_thousand_messages_one_labeled_record_each(
     guarantee: str,
+    workers: int,
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
     group_id: str,
@@ -113,6 +117,8 @@ def test_ten_thousand_messages_one_labeled_record_each(
         instance_id="main",
         model=model_spec(),
         processing_guarantee=guarantee,
+        inference_workers=workers,
+        batch_size=500,  # 20 batches or more, so several are with the model at once
     )
     with ThreadedClassifier(settings, predictor) as classifier:
         records = drain(
@@ -127,6 +133,13 @@ def test_ten_thousand_messages_one_labeled_record_each(
         records, canonical, offline_labels(predictor, canonical), predictor.version, input_topic
     )
     assert drain(kafka_bootstrap, dlq_topic, idle_s=0.5) == []
+    # each output partition holds its input partition's records in input order
+    offsets: dict[tuple[int, int], list[int]] = {}
+    for record in records:
+        source = orjson.loads(record.value)["source"]
+        offsets.setdefault((record.partition, source["partition"]), []).append(source["offset"])
+    assert all(output == source for output, source in offsets)
+    assert all(found == sorted(found) for found in offsets.values())
 
     # The counters equal what the topics hold.
     labels = Counter(orjson.loads(r.value)["sentiment"]["label"] for r in records)
