@@ -22,11 +22,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from model.data import CANONICAL_SPLIT_DIR
 from model.machine import cpu_model, limit_tensorflow_threads
 
 DEFAULT_BATCH_SIZES = (1, 32, 256, 2048)
 SEED_SEQUENCE_LENGTH = 244
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stocktwits-spy-2017"
+DATA_DIR = CANONICAL_SPLIT_DIR
 
 
 def sample_messages(n: int = 4096, data_dir: Path = DATA_DIR) -> list[str]:

@@ -25,14 +25,13 @@ from typing import Any, TypeVar
 
 from bench.constant_model import SPEC as CONSTANT_MODEL
 from bench.cpu import CpuMeter, CpuSplit
+from model.data import CANONICAL_SPLIT_DIR
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent.parent / "README.md"
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
-DEFAULT_DATA = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stocktwits-spy-2017"
-)
+DEFAULT_DATA = CANONICAL_SPLIT_DIR
 
 
 def load_messages(data_dir: Path, count: int) -> list[dict[str, Any]]:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from model.data import CANONICAL_SPLIT_DIR
 from tests.kafka_support import create_topic, free_port_pair, unique_name
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = REPO_ROOT.parent / "shared"
-DATA_DIR = SHARED_DIR / "data" / "stocktwits-spy-2017"
+DATA_DIR = CANONICAL_SPLIT_DIR
+SHARED_DIR = DATA_DIR.parents[1]
 SAMPLES_DIR = SHARED_DIR / "stocktwits-api-samples"
 
 

@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from stocksent.local_kafka import free_port
-from tests.conftest import REPO_ROOT
+from stocksent.service_process import REPO_ROOT
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
 LOCAL_CONFIG = PROMETHEUS_DIR / "prometheus.yml"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from stocksent.options import Option
-from tests.conftest import REPO_ROOT
+from stocksent.service_process import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"

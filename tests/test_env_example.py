@@ -8,7 +8,7 @@ from typing import Any
 
 from stocksent.kafka_settings import CONNECTION_OPTIONS
 from stocksent.reference import COMMANDS
-from tests.conftest import REPO_ROOT
+from stocksent.service_process import REPO_ROOT
 
 
 def _shown(default: Any) -> str:

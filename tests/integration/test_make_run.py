@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from stocksent import topics
-from tests.conftest import REPO_ROOT
+from stocksent.service_process import REPO_ROOT
 from tests.kafka_support import drain, free_port_pair
 
 pytestmark = pytest.mark.integration
