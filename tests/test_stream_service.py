@@ -71,6 +71,11 @@ def settle(svc: ClassifierService) -> None:
         svc.step()
 
 
+def commits(consumer: FakeConsumer) -> list[dict[int, int]]:
+    """Each commit so far as partition -> committed offset, in order."""
+    return [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits]
+
+
 class SlowKeywordPredictor(KeywordPredictor):
     """Takes its time, so the loop fetches the next batch while this one is scored."""
 
@@ -256,7 +261,7 @@ def test_a_partition_revoked_while_its_batch_is_scored_is_neither_published_nor_
     svc.on_revoked({FakeTopicPartition("in", 0)})
     settle(svc)
     assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [12]
-    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [{1: 1}]
+    assert commits(consumer) == [{1: 1}]
 
 
 def test_a_failed_batch_rewinds_the_batch_scored_after_it_too(
@@ -295,7 +300,7 @@ def test_the_next_batch_is_fetched_while_one_is_scored_which_is_published_once_s
     scoring.probabilities.result(timeout=5)
     svc.step()  # its scores are in: published and committed, though no other batch is due
     assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11]
-    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [{0: 1}]
+    assert commits(consumer) == [{0: 1}]
     assert len(svc.batcher) == 1  # the next one still filling
 
 
@@ -321,7 +326,7 @@ def test_at_most_two_batches_wait_for_the_model_and_they_are_published_in_order(
     assert len(svc._in_flight) == 2
     settle(svc)
     assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11, 12, 13]
-    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [
+    assert commits(consumer) == [
         {0: 1},
         {0: 2},
         {0: 3},
@@ -346,7 +351,7 @@ def test_a_batch_that_is_not_full_keeps_filling_until_the_model_is_free() -> Non
     assert len(svc._in_flight) == 1 and len(svc.batcher) == 0
     settle(svc)
     assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11, 12, 13]
-    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [
+    assert commits(consumer) == [
         {0: 1},
         {0: 3},
     ]
@@ -385,7 +390,7 @@ def test_two_workers_score_two_batches_at_once_and_publish_them_in_order() -> No
         ("out", 12),
         ("out", 13),
     ]
-    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [
+    assert commits(consumer) == [
         {0: 1},
         {0: 2},
         {0: 3},
@@ -423,7 +428,7 @@ def test_a_revoked_partition_is_dropped_from_every_batch_with_the_model() -> Non
     svc.on_revoked({FakeTopicPartition("in", 0)})
     settle(svc)
     assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [12]  # partition 1 only
-    assert [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits] == [{1: 1}]
+    assert commits(consumer) == [{1: 1}]
 
 
 def test_each_batch_times_its_wait_for_the_model_its_call_and_its_publishing() -> None:
