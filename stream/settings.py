@@ -28,7 +28,7 @@ PROCESSING_GUARANTEES: tuple[ProcessingGuarantee, ...] = ("at-least-once", "exac
 
 DEFAULT_GROUP_ID = "stocksent-classifier"
 DEFAULT_BATCH_SIZE = 2048
-DEFAULT_BATCH_WAIT_MS = 2
+DEFAULT_BATCH_WAIT_MS = 5
 # The largest input record the classifier will try to decode; StockTwits message objects are
 # a few KB (the 2026 schema with a reshared message ~10 KB), so 256 KiB is generous.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
@@ -39,7 +39,7 @@ DEFAULT_INFERENCE_THREADS = 1
 # Batches scored at once, each by its own call on its own thread. One LSTM call hardly gains
 # from a second core (its steps run one after another), but two calls on one thread each
 # keep two cores busy. The benchmark measures the choice too.
-DEFAULT_INFERENCE_WORKERS = 1
+DEFAULT_INFERENCE_WORKERS = 2
 
 
 def _model_spec(value: str) -> str:

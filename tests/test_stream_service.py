@@ -42,7 +42,13 @@ def service(
     predictor: object | None = None,
     **overrides: object,
 ) -> tuple[ClassifierService, CollectorRegistry]:
-    given: dict[str, object] = {"batch_size": 100, "batch_wait_ms": 0, "symbols": "SPY"}
+    # one model worker unless a test asks for more: the rules for several are tested apart
+    given: dict[str, object] = {
+        "batch_size": 100,
+        "batch_wait_ms": 0,
+        "symbols": "SPY",
+        "inference_workers": 1,
+    }
     settings = classifier_settings(
         "fake:9092", input_topic="in", output_topic="out", dlq_topic="dlq",
         **{**given, **overrides},
