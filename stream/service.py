@@ -5,12 +5,14 @@ batch N+1 the loop publishes and commits batch N and fetches the records of N+2.
 `--inference-workers` W, W batches are scored at once, each by its own call. Batches are
 still published and committed one at a time, in order, on the loop's thread, whichever
 finishes scoring first; at most W + 1 are with the model (W scored, one queued) besides
-the one being filled. Batching is dynamic: a full batch goes to the model at once (queued
-behind those being scored, so a drain keeps the model busy), but a batch that is not full
-goes only when its wait is over and a worker has nothing left to score; until then it keeps
-filling. Under load the batches thus grow to what arrives during one model call, which
-costs less CPU per message than more, smaller calls queued behind each other; idle, a batch
-still waits at most `batch_wait_ms`.
+the one being filled. Batching is dynamic: a full batch goes to the model at once (to a free
+worker, or queued behind those being scored, so a drain keeps every worker busy), but a
+batch that is not full goes only when its wait is over and no worker has anything left to
+score; until then it keeps filling. Under load the batches thus grow to what arrives during
+one model call, which costs less CPU per message than more, smaller calls side by side or
+queued behind each other (each call has a fixed cost); idle, a batch still waits at most
+`batch_wait_ms`. So several workers score at once only when batches fill: in a drain or a
+burst, where they add throughput.
 When a rebalance revokes partitions, the records of those partitions in all of them are
 dropped (never published, never committed), and the partition's new owner re-reads them
 from the committed offset. Nothing is lost, and in exactly-once mode nothing is published
@@ -208,7 +210,7 @@ class ClassifierService:
     def step(self) -> None:
         """Publishes every batch whose scores are in, oldest first; polls once; hands the
         batch being filled to the inference thread when it is full, or when its wait is over
-        and a worker is free (see the module docstring).
+        and no worker is busy (see the module docstring).
         The loop never waits for the model while it has Kafka work: with batches in flight
         it polls briefly and comes back, and only when every worker has a batch and one more
         is queued does it wait for the oldest (backpressure)."""
@@ -236,10 +238,9 @@ class ClassifierService:
             self._refresh_idle_lag()
 
     def _model_is_free(self) -> bool:
-        """True when a worker has nothing to score: fewer batches handed to the model and
-        not yet scored (published or not) than workers."""
-        scoring = sum(not scored.probabilities.done() for scored in self._in_flight)
-        return scoring < self._workers
+        """True when every batch handed to the model is scored (published or not): no
+        worker is busy. Only full batches are scored side by side."""
+        return all(scored.probabilities.done() for scored in self._in_flight)
 
     def _poll(self, timeout_ms: int) -> dict[Any, list[Any]] | None:
         """One consumer poll of at most the batch's room; None after a (logged) failure."""

@@ -118,7 +118,7 @@ OPTIONS: tuple[Option, ...] = (
         "inference_workers",
         _inference_workers,
         DEFAULT_INFERENCE_WORKERS,
-        "model calls at once, each on its own thread and batch (outputs stay in input order)",
+        "model calls at once, each on its own thread, for full batches (outputs stay in order)",
     ),
     Option(
         "processing_guarantee",

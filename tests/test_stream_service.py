@@ -403,20 +403,28 @@ def test_two_workers_score_two_batches_at_once_and_publish_them_in_order() -> No
     ]
 
 
-def test_with_two_workers_a_batch_that_is_not_full_goes_to_the_free_one() -> None:
-    consumer = three_polls_of_one_record()
+def test_with_two_workers_only_full_batches_are_scored_side_by_side() -> None:
+    # A batch that is not full waits for every worker to be free, so it keeps growing (one
+    # bigger call costs less than two small ones at once); a full one takes a free worker.
+    good_3 = orjson.dumps({"id": 13, "body": "$SPY puts"})
+    polls = [
+        fake_records("in", 0, [GOOD]),
+        fake_records("in", 0, [GOOD_2], first_offset=1),
+        fake_records("in", 0, [good_3, good_3], first_offset=2),
+    ]
     producer = FakeProducer()
     svc, _ = service(
-        consumer, producer, predictor=SlowKeywordPredictor(), batch_wait_ms=0, inference_workers=2
-    )
+        FakeConsumer(polls=polls), producer, predictor=SlowKeywordPredictor(),
+        batch_size=2, batch_wait_ms=0, inference_workers=2,
+    )  # fmt: skip
     svc.consumer.subscribe(["in"], listener=None)
-    svc.step()  # both workers free: the first record goes at once
-    svc.step()  # one worker still free: so does the second
+    svc.step()  # both workers free: the first record goes at once, alone
+    svc.step()  # one worker busy: the second waits, though a worker is free
+    assert len(svc._in_flight) == 1 and len(svc.batcher) == 1
+    svc.step()  # a third record fills the batch: it goes to the free worker at once
     assert len(svc._in_flight) == 2 and len(svc.batcher) == 0
-    svc.step()  # both busy: the third waits
-    assert len(svc._in_flight) == 2 and len(svc.batcher) == 1
     settle(svc)
-    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11, 12, 13]
+    assert [orjson.loads(v)["id"] for _, _, v, _ in producer.sent] == [11, 12, 13, 13]
 
 
 def test_a_revoked_partition_is_dropped_from_every_batch_with_the_model() -> None:
