@@ -2,10 +2,10 @@
 
 Inference runs on worker threads (TensorFlow releases the GIL), so while the model scores
 batch N+1 the loop publishes and commits batch N and fetches the records of N+2. With
-`--inference-workers` W, W batches are scored at once, each by its own call. Batches are
-still published and committed one at a time, in order, on the loop's thread, whichever
-finishes scoring first; at most W + 1 are with the model (W scored, one queued) besides
-the one being filled. Batching is dynamic: a full batch goes to the model at once (to a free
+`--inference-workers` W, up to W full batches are scored at once, each by its own call.
+Batches are still published and committed one at a time on the loop's thread, in the order
+they were taken, whichever finishes scoring first; at most W + 1 are with the model (W
+being scored, one queued) besides the one being filled. Batching is dynamic: a full batch goes to the model at once (to a free
 worker, or queued behind those being scored, so a drain keeps every worker busy), but a
 batch that is not full goes only when its wait is over and no worker has anything left to
 score; until then it keeps filling. Under load the batches thus grow to what arrives during
@@ -209,7 +209,7 @@ class ClassifierService:
 
     def step(self) -> None:
         """Publishes every batch whose scores are in, oldest first; polls once; hands the
-        batch being filled to the inference thread when it is full, or when its wait is over
+        batch being filled to the inference threads when it is full, or when its wait is over
         and no worker is busy (see the module docstring).
         The loop never waits for the model while it has Kafka work: with batches in flight
         it polls briefly and comes back, and only when every worker has a batch and one more
