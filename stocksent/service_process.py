@@ -5,6 +5,7 @@ benchmark and the integration tests, so both run the service exactly as an opera
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,15 @@ from pathlib import Path
 from stocksent.local_kafka import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def exits_with_parent(argv: Sequence[str]) -> list[str]:
+    """`argv` run so that Linux sends it SIGTERM when the thread that started it exits
+    (`setpriv --pdeathsig`, util-linux): a benchmark or test run that is killed does not
+    leave a service running on, competing for the cores of the next one. Unchanged where
+    setpriv is missing. Start services from a thread that outlives them (the main one)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
 
 
 class ServiceProcess:
@@ -41,7 +51,11 @@ class ServiceProcess:
         self.startup_s: float | None = None  # spawn to the first ready answer
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                exits_with_parent(argv),
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
     def get(self, path: str, timeout: float = 2.0) -> tuple[int, str]:
