@@ -5,14 +5,14 @@ batch N+1 the loop publishes and commits batch N and fetches the records of N+2.
 `--inference-workers` W, up to W full batches are scored at once, each by its own call.
 Batches are still published and committed one at a time on the loop's thread, in the order
 they were taken, whichever finishes scoring first; at most W + 1 are with the model (W
-being scored, one queued) besides the one being filled. Batching is dynamic: a full batch goes to the model at once (to a free
-worker, or queued behind those being scored, so a drain keeps every worker busy), but a
-batch that is not full goes only when its wait is over and no worker has anything left to
-score; until then it keeps filling. Under load the batches thus grow to what arrives during
-one model call, which costs less CPU per message than more, smaller calls side by side or
-queued behind each other (each call has a fixed cost); idle, a batch still waits at most
-`batch_wait_ms`. So several workers score at once only when batches fill: in a drain or a
-burst, where they add throughput.
+being scored, one queued) besides the one being filled. Batching is dynamic: a full batch
+goes to the model at once (to a free worker, or queued behind those being scored, so a
+drain keeps every worker busy), but a batch that is not full goes only when its wait is
+over and no worker has anything left to score; until then it keeps filling. Under load
+the batches thus grow to what arrives during one model call, which costs less CPU per
+message than more, smaller calls side by side or queued behind each other (each call has a
+fixed cost); idle, a batch still waits at most `batch_wait_ms`. So several workers score at
+once only when batches fill: in a drain or a burst, where they add throughput.
 When a rebalance revokes partitions, the records of those partitions in all of them are
 dropped (never published, never committed), and the partition's new owner re-reads them
 from the committed offset. Nothing is lost, and in exactly-once mode nothing is published
@@ -150,10 +150,9 @@ class ClassifierService:
         self._in_flight: deque[_ScoredBatch] = deque()
         # batches are scored by up to `inference_workers` calls at once while the loop
         # publishes; they are published in the order they were taken all the same
-        self._workers = settings.inference_workers
-        self._max_in_flight = self._workers + QUEUED_FOR_THE_MODEL
+        self._max_in_flight = settings.inference_workers + QUEUED_FOR_THE_MODEL
         self._inference = ThreadPoolExecutor(
-            max_workers=self._workers, thread_name_prefix="inference"
+            max_workers=settings.inference_workers, thread_name_prefix="inference"
         )
         self.assigned: set[Any] = set()
         self.batches_processed = 0
