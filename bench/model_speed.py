@@ -360,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
         help="write the figures into the model's MODEL_CARD.md",
     )
     args = parser.parse_args(argv)
+    if args.callers != 1 and not args.signature_only:
+        parser.error("--callers: only with --signature-only (the other figures are one caller)")
+    if args.callers < 1:
+        parser.error(f"--callers: {args.callers} is not a number of threads (>= 1)")
     from model.predictor import PRETRAINED_DIR
 
     model_dir = args.model or PRETRAINED_DIR
@@ -370,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         not args.no_seed and not args.signature_only,
         args.threads,
         args.signature_only,
-        args.callers if args.signature_only else 1,
+        args.callers,
     )
     if args.update_card and not args.signature_only:
         from model.card import CARD_NAME, replace_speed_section

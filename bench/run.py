@@ -46,7 +46,7 @@ def load_messages(data_dir: Path, count: int) -> list[dict[str, Any]]:
     return [{**base[i % len(base)], "id": 10_000_000 + i} for i in range(count)]
 
 
-# The ceiling and the one-thread figure are each the best of this many rounds, as the sweeps'
+# Each way of running the model below is the best of this many rounds, as the sweeps'
 # figures are: other jobs on this shared machine only ever slow a measurement down, and one
 # slow round made the all-core ceiling lower than the one-thread figure (09:28 UTC run:
 # 29,375 against 30,587 msgs/s), which flattered the pipeline's ratio to it.
@@ -608,7 +608,7 @@ def markdown(result: dict[str, Any]) -> str:
         *(
             [
                 (
-                    "load generator's CPU during the latency run (same 2 cores)",
+                    f"load generator's CPU during the latency run (same {m['cores']} cores)",
                     f"{result['latency_generator_cores']:.2f} cores",
                 )
             ]

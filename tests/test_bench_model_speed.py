@@ -46,3 +46,20 @@ def test_throughput_with_two_callers_calls_at_once_and_counts_every_call() -> No
     assert out["calls"] >= 20
     # each caller makes a call every ms_per_call: two callers of batches of 4
     assert out["messages_per_s"] == pytest.approx(2 * 4 * 1000 / out["ms_per_call"], rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--callers", "2"], "--callers: only with --signature-only"),
+        (["--callers", "0", "--signature-only"], "--callers: 0 is not a number of threads"),
+    ],
+)
+def test_callers_are_checked_before_anything_is_measured(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.model_speed import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
