@@ -124,6 +124,7 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
     args = build_parser(prog).parse_args(argv)
     limit_tensorflow_threads(args.threads)
 
+    from model import smoke
     from model.card import write_card
     from model.data import read_split, sha256_file, split_path
     from model.export import export_savedmodel, write_manifest
@@ -235,6 +236,7 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
             },
             "machine": f"{cpu_model()}, {os.cpu_count()} cores",
             "rebuild_command": command,
+            smoke.MANIFEST_FIELD: smoke.record(predictor),
         },
     )
     write_card(out, manifest)

@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "topics": ("stocksent.topics_cli", "create the project's topics on a Kafka cluster"),
     "train": ("model.train_cli", "train the LSTM on a data directory and export it"),
     "evaluate": ("model.evaluate_cli", "score an exported model on a labeled CSV"),
+    "models": ("model.store_cli", "the model store: init, list, promote, rollback, history"),
+    "learn": ("stream.learner_cli", "learn from authors' tags; promote only a better model"),
     "produce": (
         "producers.cli",
         "feed StockTwits messages (live API, replay, synthetic) into Kafka",

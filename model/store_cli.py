@@ -1,0 +1,102 @@
+"""`stocksent models init|list|promote|rollback|history --store DIR`: the model store by hand.
+
+Every change made here writes a history line naming the person who made it. Exit codes:
+0 done, 1 the store refused (the message says why), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from model.store import ModelStore, StoreError, person
+
+STORE_ENV = "STOCKSENT_MODEL_STORE"
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    """Subcommands, each with `--store DIR` (default: $STOCKSENT_MODEL_STORE)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--store",
+            type=Path,
+            default=os.environ.get(STORE_ENV) or None,
+            required=not os.environ.get(STORE_ENV),
+            help=f"the model store directory (env {STORE_ENV})",
+        )
+        return p
+
+    init = command("init", "create a store serving a copy of an exported model")
+    init.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        help="exported model directory (default: the committed pretrained model)",
+    )
+    command("list", "the stored versions; * marks the one being served")
+    promote = command("promote", "serve VERSION from now on (classifiers follow within a poll)")
+    promote.add_argument("version", help="a stored version (see `list`)")
+    promote.add_argument("--reason", default="promoted by hand", help="kept in the history")
+    rollback = command("rollback", "serve the version that served before the current one")
+    rollback.add_argument("--reason", default="rolled back by hand", help="kept in the history")
+    history = command("history", "every decision, oldest first")
+    history.add_argument("--json", action="store_true", help="one JSON object a line")
+    return parser
+
+
+def main(argv: list[str], prog: str = "stocksent models") -> int:
+    """Entry point; see the module docstring for exit codes."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        return _run(args)
+    except StoreError as err:
+        print(f"{prog} {args.action}: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `stocksent models list | head`
+        sys.stderr.close()
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    store = ModelStore(args.store)
+    if args.action == "init":
+        store = ModelStore.init(args.store, args.source)
+        print(f"{store.root}: serving {store.current()}")
+    elif args.action == "list":
+        store.require()
+        print(f"{'':2}{'version':<18} {'created':<21} {'test acc':>8}  origin")
+        for row in store.summaries():
+            accuracy = f"{row.test_accuracy:.4f}" if row.test_accuracy is not None else "-"
+            mark = "*" if row.serving else " "
+            print(f"{mark} {row.version:<18} {row.created_at:<21} {accuracy:>8}  {row.origin}")
+    elif args.action == "promote":
+        entry = store.promote(args.version, by=person(), reason=args.reason)
+        print(f"{store.root}: serving {entry['current']} (was {entry['parent']})")
+    elif args.action == "rollback":
+        entry = store.rollback(by=person(), reason=args.reason)
+        print(f"{store.root}: serving {entry['current']} (was {entry['parent']})")
+    elif args.action == "history":
+        store.require()
+        for entry in store.history():
+            if args.json:
+                print(json.dumps(entry))
+            else:
+                print(
+                    f"{entry.get('at', '?')}  {entry.get('action', '?'):<8} "
+                    f"{entry.get('candidate', '?')}  serving {entry.get('current', '?')}  "
+                    f"by {entry.get('by', '?')}: {entry.get('reason', '')}"
+                )
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
