@@ -32,14 +32,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     STOCKSENT_METRICS_HOST=0.0.0.0
-# A named volume mounted on /var/lib/stocksent (the producer's state) takes this ownership.
+# Named volumes mounted on /var/lib/stocksent (the producer's state) and its models/ (the
+# model store) take this ownership.
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/stocksent stocksent \
-    && install -d -o stocksent -g stocksent /var/lib/stocksent
+    && install -d -o stocksent -g stocksent /var/lib/stocksent /var/lib/stocksent/models
 COPY --from=build /opt/venv /opt/venv
 USER stocksent
 WORKDIR /home/stocksent
-# classifier /metrics, /healthz, /readyz; producer /metrics
-EXPOSE 9300 9301
+# classifier /metrics, /healthz, /readyz; producer /metrics; learner /metrics, /healthz
+EXPOSE 9300 9301 9302
 # Alive = /healthz answers on the metrics port (python, so the image needs no curl). The
 # producer serves /metrics only: docker-compose.yml gives it its own check.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \

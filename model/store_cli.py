@@ -41,6 +41,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         default=None,
         help="exported model directory (default: the committed pretrained model)",
     )
+    init.add_argument(
+        "--exist-ok",
+        action="store_true",
+        help="an existing store is fine: leave it as it is and exit 0 (for start-up scripts)",
+    )
     command("list", "the stored versions; * marks the one being served")
     promote = command("promote", "serve VERSION from now on (classifiers follow within a poll)")
     promote.add_argument("version", help="a stored version (see `list`)")
@@ -68,6 +73,9 @@ def main(argv: list[str], prog: str = "stocksent models") -> int:
 def _run(args: argparse.Namespace) -> int:
     store = ModelStore(args.store)
     if args.action == "init":
+        if args.exist_ok and store.exists():
+            print(f"{store.root}: already a model store, serving {store.current()}")
+            return 0
         store = ModelStore.init(args.store, args.source)
         print(f"{store.root}: serving {store.current()}")
     elif args.action == "list":

@@ -23,8 +23,18 @@ DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 
-SERVICES = {"kafka", "topic-init", "producer", "classifier", "prometheus", "grafana"}
-PYTHON_SERVICES = {"topic-init", "producer", "classifier"}
+SERVICES = {
+    "kafka",
+    "topic-init",
+    "model-store-init",
+    "producer",
+    "classifier",
+    "learner",
+    "prometheus",
+    "grafana",
+}
+PYTHON_SERVICES = {"topic-init", "model-store-init", "producer", "classifier", "learner"}
+MODEL_STORE = "/var/lib/stocksent/models"
 # Packages whose modules define `Option` lists (each option reads STOCKSENT_<NAME>).
 OPTION_PACKAGES = ("stocksent", "stream", "producers", "model", "bench")
 # Variables only docker-compose.yml interpolates (no Python code reads them).
@@ -98,6 +108,8 @@ def test_healthchecks_where_they_matter(services: dict[str, dict[str, Any]]) -> 
     assert "healthcheck" not in services["classifier"]
     # a one-shot job has nothing to probe
     assert services["topic-init"]["healthcheck"] == {"disable": True}
+    assert services["model-store-init"]["healthcheck"] == {"disable": True}
+    assert "healthcheck" not in services["learner"]  # the image's GET /healthz
     assert services["topic-init"]["restart"] == "no"
 
 
@@ -106,6 +118,9 @@ def test_start_order_uses_conditions(services: dict[str, dict[str, Any]]) -> Non
         ("topic-init", "kafka"): "service_healthy",
         ("producer", "topic-init"): "service_completed_successfully",
         ("classifier", "topic-init"): "service_completed_successfully",
+        ("classifier", "model-store-init"): "service_completed_successfully",
+        ("learner", "topic-init"): "service_completed_successfully",
+        ("learner", "model-store-init"): "service_completed_successfully",
         ("grafana", "prometheus"): "service_healthy",
     }
     for (dependent, dependency), condition in expected.items():
@@ -148,6 +163,24 @@ def test_services_serve_metrics_on_all_interfaces_in_containers(
         assert env["STOCKSENT_METRICS_HOST"] == "0.0.0.0", name
         assert env["STOCKSENT_BOOTSTRAP_SERVERS"] == "kafka:9092", name
     assert _env(services["topic-init"])["STOCKSENT_BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+def test_classifiers_and_learner_share_one_model_store(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The learner promotes into the store the classifiers follow; it is seeded once."""
+    mount = f"model-store:{MODEL_STORE}"
+    for name in ("model-store-init", "classifier", "learner"):
+        assert mount in services[name]["volumes"], name
+    for name in ("classifier", "learner"):
+        assert _env(services[name])["STOCKSENT_MODEL_STORE"] == MODEL_STORE, name
+    init = services["model-store-init"]
+    assert init["command"] == ["models", "init", "--store", MODEL_STORE, "--exist-ok"]
+    assert init["restart"] == "no"
+    assert services["learner"]["command"] == ["learn"]
+    assert "ports" not in services["learner"]
+    ports = {_env(services[n])["STOCKSENT_METRICS_PORT"] for n in ("producer", "classifier")}
+    assert _env(services["learner"])["STOCKSENT_METRICS_PORT"] not in ports
 
 
 def test_producer_defaults_to_synthetic_source(services: dict[str, dict[str, Any]]) -> None:

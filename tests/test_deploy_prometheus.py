@@ -23,6 +23,7 @@ from tests.prometheus_support import (
     COMPOSE_CONFIG,
     GRAFANA_DIR,
     INSTALL_SCRIPT,
+    LEARNER_JOB,
     LOCAL_CONFIG,
     PRODUCER_JOB,
     PrometheusError,
@@ -270,8 +271,8 @@ def test_local_and_compose_configs_agree() -> None:
     assert local["rule_files"] == compose["rule_files"] == ["alerts.yml"]
     local_jobs = {job["job_name"]: job for job in local["scrape_configs"]}
     compose_jobs = {job["job_name"]: job for job in compose["scrape_configs"]}
-    assert {CLASSIFIER_JOB, PRODUCER_JOB} == set(local_jobs)
-    assert {CLASSIFIER_JOB, PRODUCER_JOB} <= set(compose_jobs)
+    assert {CLASSIFIER_JOB, PRODUCER_JOB, LEARNER_JOB} == set(local_jobs)
+    assert {CLASSIFIER_JOB, PRODUCER_JOB, LEARNER_JOB} <= set(compose_jobs)
     assert local_jobs[CLASSIFIER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9300"]}]
     assert local_jobs[PRODUCER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9301"]}]
     # every replica of `--scale classifier=N`: one A record each
@@ -279,6 +280,8 @@ def test_local_and_compose_configs_agree() -> None:
         {"names": ["classifier"], "type": "A", "port": 9300, "refresh_interval": "15s"}
     ]
     assert compose_jobs[PRODUCER_JOB]["static_configs"] == [{"targets": ["producer:9301"]}]
+    assert local_jobs[LEARNER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9302"]}]
+    assert compose_jobs[LEARNER_JOB]["static_configs"] == [{"targets": ["learner:9302"]}]
 
 
 def test_install_script_is_valid_bash_and_idempotent() -> None:

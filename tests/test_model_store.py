@@ -129,5 +129,9 @@ def test_cli_init_list_promote_rollback(tmp_path: Path, capsys: pytest.CaptureFi
     assert models_main(["promote", "zzzz", "--store", str(root)]) == 1
     err = capsys.readouterr().err
     assert "no version 'zzzz'" in err and "Traceback" not in err
+    assert models_main(["init", "--store", str(root)]) == 1
+    assert "already a model store" in capsys.readouterr().err
+    assert models_main(["init", "--store", str(root), "--exist-ok"]) == 0
+    assert ModelStore(root).current() == "aaaa"
     assert models_main(["list", "--store", str(tmp_path / "none")]) == 1
     assert "models init --store" in capsys.readouterr().err
