@@ -77,6 +77,13 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
+def bullish_prior(manifest: dict[str, Any]) -> float | None:
+    """The share of bullish tags in the data a model learned from (its prior), when its
+    manifest records it: drift alerts compare the live bullish share with it."""
+    share = (manifest.get("data") or {}).get("bullish_share")
+    return float(share) if isinstance(share, int | float) else None
+
+
 @dataclass(frozen=True)
 class VersionSummary:
     """One stored version, for `stocksent models list`."""

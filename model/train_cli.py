@@ -226,6 +226,8 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
             "data": {
                 "directory_name": Path(args.data).resolve().name,
                 "limit": args.limit or None,
+                # the prior the model learned: drift alerts compare live shares with it
+                "bullish_share": round(float(splits["train"].labels.mean()), 6),
                 "files": {
                     split_path(args.data, s).name: {
                         "sha256": sha256_file(split_path(args.data, s)),

@@ -135,3 +135,13 @@ def test_cli_init_list_promote_rollback(tmp_path: Path, capsys: pytest.CaptureFi
     assert ModelStore(root).current() == "aaaa"
     assert models_main(["list", "--store", str(tmp_path / "none")]) == 1
     assert "models init --store" in capsys.readouterr().err
+
+
+def test_bullish_prior_comes_from_the_manifest() -> None:
+    from model.predictor import PRETRAINED_DIR
+    from model.store import bullish_prior, read_manifest
+
+    committed = bullish_prior(read_manifest(PRETRAINED_DIR))
+    assert committed is not None and 0.5 < committed < 0.6  # SPY 2017 train: 55% bullish
+    assert bullish_prior({"data": {}}) is None
+    assert bullish_prior({}) is None
