@@ -126,7 +126,8 @@ def test_good_and_bad_records_are_published_then_committed() -> None:
     assert sample("symbol_predictions_total", {"symbol": "SPY", "label": spy_label}) == 1
     assert sample("symbol_predictions_total", {"symbol": "other", "label": other_label}) == 1
     verdict = "agree" if spy_label == "bullish" else "disagree"
-    assert sample("author_tags_total", {"agreement": verdict}) == 1
+    version = KeywordPredictor.version
+    assert sample("author_tags_total", {"agreement": verdict, "model_version": version}) == 1
     assert sample("consumer_lag", {"topic": "in", "partition": "0"}) == 1000 - 8
 
 
