@@ -111,14 +111,13 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
 
     def load(directory: Path) -> SentimentPredictor:
         """Loads (and warms up) a store version with the same TensorFlow threads as the
-        first; its objects are then kept out of the garbage collector's full scans, as the
-        start-up heap is (`freeze_startup_heap`: gc.freeze is cheap without a collection)."""
-        predictor = load_predictor(
+        first. A version loaded after start-up is not frozen out of the garbage collector
+        (`freeze_startup_heap`): frozen, a replaced model would never be collected (measured:
+        +30 MB a reload), while its ~14,000 objects add little to a full collection. The
+        start-up model is frozen with the heap, so its memory stays after its first swap."""
+        return load_predictor(
             str(directory), settings.inference_threads, settings.inference_workers
         )
-        if service is not None:
-            gc.freeze()
-        return predictor
 
     try:
         started = time.monotonic()
