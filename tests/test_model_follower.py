@@ -247,3 +247,18 @@ def test_the_wake_event_checks_at_once_on_the_followers_own_thread(store: ModelS
     finally:
         made.stop()
     assert made._thread is not None and not made._thread.is_alive()
+
+
+def test_without_a_wake_the_thread_checks_every_poll_interval(store: ModelStore) -> None:
+    registry = CollectorRegistry()
+    made = ModelFollower(store, "v1", FakeLoader(), ClassifierMetrics(registry), poll_s=0.05)
+    made.start()
+    try:
+        store.promote("v2", by="test", reason="test")
+        from tests.polling import wait_for
+
+        wait_for(lambda: reloads(registry)["loaded"] == 1, timeout=10, what="a poll to load v2")
+        assert not made.wake.is_set()
+        assert made.take().version == "v2"  # type: ignore[union-attr]
+    finally:
+        made.stop()
