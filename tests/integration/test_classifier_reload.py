@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,6 @@ from tests.classifier_support import (
     ClassifierProcess,
     canonical_test_messages,
     input_records,
-    produce_over_time,
 )
 from tests.kafka_support import drain
 from tests.model_versions import shifted_version, with_damaged_variables, with_wrong_smoke_record
@@ -32,7 +32,7 @@ from tests.polling import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 COUNT = 30_000
-STREAM_S = 30.0  # 1,000 messages a second, steady
+RATE = 1_000  # messages a second, steady: 30 s of input
 P = "stocksent_classifier_"
 
 
@@ -46,6 +46,28 @@ def sample(exposition: str, name: str, **labels: str) -> float:
 
 def reloads(classifier: ClassifierProcess, outcome: str) -> float:
     return sample(classifier.get("/metrics")[1], P + "model_reloads_total", outcome=outcome)
+
+
+def steady_stream(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> threading.Thread:
+    """Produces `records` at `RATE` a second from one producer on a background thread, in
+    20 ms ticks, each record stamped when it is sent."""
+    from kafka import KafkaProducer
+
+    def run() -> None:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        started, per_tick = time.monotonic(), RATE // 50
+        for tick, start in enumerate(range(0, len(records), per_tick)):
+            for key, value, headers in records[start : start + per_tick]:
+                producer.send(topic, key=key, value=value, headers=headers)
+            time.sleep(max(0.0, started + (tick + 1) / 50 - time.monotonic()))
+        producer.flush()
+        producer.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -84,9 +106,7 @@ def test_promote_mid_stream_switches_once_refuses_broken_versions_and_loses_noth
     try:
         classifier.wait_ready(timeout=120)
         assert f"model {old}" in classifier.get("/readyz")[1]
-        producing = produce_over_time(
-            kafka_bootstrap, input_topic, input_records(messages), STREAM_S
-        )
+        producing = steady_stream(kafka_bootstrap, input_topic, input_records(messages))
         time.sleep(8)
         first_hup_ms = time.time() * 1000
 
@@ -108,7 +128,7 @@ def test_promote_mid_stream_switches_once_refuses_broken_versions_and_loses_noth
         wait_for(lambda: reloads(classifier, "loaded") == 1, 60, f"{new} loaded")
         load_s = (time.time() * 1000 - hup_ms) / 1000
         wait_for(lambda: f"model {new}" in classifier.get("/readyz")[1], 30, f"{new} serving")
-        producing.join(timeout=STREAM_S + 60)
+        producing.join(timeout=COUNT / RATE + 60)
         assert not producing.is_alive()
 
         outputs = drain(
