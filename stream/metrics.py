@@ -28,8 +28,10 @@ METRIC_NAMES: Final[dict[str, str]] = {
     "consumer_lag": "records behind the partition's high watermark after the last batch",
     "predictions_total": "predictions by label",
     "symbol_predictions_total": "predictions by symbol (watchlist, else `other`) and label",
-    "author_tags_total": "model label vs the author's own tag, where the author tagged",
-    "model_info": "the loaded model (always 1)",
+    "author_tags_total": "model label vs the author's own tag, where the author tagged, "
+    "by the model version that labeled",
+    "model_info": "the model version serving now (1; only one version at a time)",
+    "model_reloads_total": "attempts to take over a new CURRENT of the model store, by outcome",
 }
 
 ErrorStage = Literal["consume", "predict", "produce", "commit", "transaction", "rebalance"]
@@ -42,6 +44,21 @@ ERROR_STAGES: Final[tuple[ErrorStage, ...]] = (
     "rebalance",
 )
 OTHER_SYMBOL: Final = "other"
+AGREEMENTS: Final = ("agree", "disagree")
+
+# What became of a version the model store's CURRENT named (stream/model_follower.py):
+# loaded: verified and handed to the loop, which serves it from its next batch;
+# failed_store: CURRENT unreadable, or it names a version the store does not hold;
+# failed_load: not a loadable SavedModel with the serving signature, or its manifest names
+# another version than its directory; failed_smoke_check: loads, but does not reproduce the
+# sample probabilities its manifest records (model/smoke.py).
+ReloadOutcome = Literal["loaded", "failed_store", "failed_load", "failed_smoke_check"]
+RELOAD_OUTCOMES: Final[tuple[ReloadOutcome, ...]] = (
+    "loaded",
+    "failed_store",
+    "failed_load",
+    "failed_smoke_check",
+)
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 BATCH_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -82,8 +99,11 @@ class ClassifierMetrics:
         self.symbol_predictions = Counter(
             *doc("symbol_predictions_total"), ["symbol", "label"], registry=registry
         )
-        self.author_tags = Counter(*doc("author_tags_total"), ["agreement"], registry=registry)
+        self.author_tags = Counter(
+            *doc("author_tags_total"), ["agreement", "model_version"], registry=registry
+        )
         self.model_info = Gauge(*doc("model_info"), ["version"], registry=registry)
+        self.model_reloads = Counter(*doc("model_reloads_total"), ["outcome"], registry=registry)
         # Label sets are bounded and known: expose them at 0 from the start, so rates and
         # alerts work before the first event of each kind.
         for reason in DeadLetterReason:
@@ -92,8 +112,8 @@ class ClassifierMetrics:
             self.errors.labels(stage)
         for label in ("bullish", "bearish"):
             self.predictions.labels(label)
-        for agreement in ("agree", "disagree"):
-            self.author_tags.labels(agreement)
+        for outcome in RELOAD_OUTCOMES:
+            self.model_reloads.labels(outcome)
 
     def symbol_label(self, symbol: str) -> str:
         """The `symbol` label value: the symbol when watched, else `other` (bounded)."""
@@ -104,9 +124,17 @@ class ClassifierMetrics:
         self.errors.labels(stage).inc()
 
     def set_model(self, version: str) -> None:
-        """Marks the loaded model version."""
+        """Marks the serving model version (the one before, if any, is no longer shown) and
+        exposes its agreement counters at 0. Versions are few (each promotion adds one), so
+        the `model_version` label stays bounded."""
         self.model_info.clear()
         self.model_info.labels(version).set(1)
+        for agreement in AGREEMENTS:
+            self.author_tags.labels(agreement, version)
+
+    def reload(self, outcome: ReloadOutcome) -> None:
+        """Counts one attempt to take over a new CURRENT."""
+        self.model_reloads.labels(outcome).inc()
 
     def observe_end_to_end(self, seconds: Sequence[float]) -> None:
         """Observes a batch's end-to-end latencies: the same result as one `observe` each,

@@ -19,6 +19,10 @@ from the committed offset. Nothing is lost, and in exactly-once mode nothing is 
 twice. A scored batch is published as soon as its scores are in (within `SCORING_POLL_MS`),
 so overlapping never holds a batch back.
 
+With a model store (`model_updates`, stream/model_follower.py), a newer model takes over when
+a batch is taken: that batch and the later ones are scored by it and name it in each output
+record's `model_version`; batches taken before keep the model they were taken with.
+
 At-least-once: every output and DLQ record of the batch is acknowledged (`flush`) before
 the offsets (last processed + 1) are committed. Exactly-once: the batch's records and its
 offsets are one Kafka transaction (`send_offsets_to_transaction`).
@@ -77,7 +81,16 @@ class FatalServiceError(RuntimeError):
 class _ScoredBatch:
     """A taken batch: its records decoded, its texts handed to the inference thread."""
 
-    __slots__ = ("batch", "failed", "gone", "messages", "probabilities", "rejected", "sources")
+    __slots__ = (
+        "batch",
+        "failed",
+        "gone",
+        "messages",
+        "probabilities",
+        "rejected",
+        "sources",
+        "version",
+    )
 
     def __init__(
         self,
@@ -87,6 +100,7 @@ class _ScoredBatch:
         rejected: list[tuple[Any, Rejection]],
         failed: list[tuple[Any, Rejection]],
         probabilities: Future[list[float | None]],
+        version: str,
     ) -> None:
         self.batch = batch
         self.messages = messages
@@ -94,6 +108,7 @@ class _ScoredBatch:
         self.rejected = rejected  # undecodable records
         self.failed = failed  # records the model failed on (filled by the inference thread)
         self.probabilities = probabilities
+        self.version = version  # of the model that scores it, named in each output record
         self.gone: set[tuple[str, int]] = set()  # (topic, partition) revoked meanwhile
 
     def drop(self, partitions: Iterable[Any]) -> int:
@@ -138,9 +153,12 @@ class ClassifierService:
         metrics: ClassifierMetrics,
         consumer: Any,
         producer: Any,
+        model_updates: Callable[[], SentimentPredictor | None] | None = None,
     ) -> None:
         self.settings = settings
         self.predictor = predictor
+        # a newer model to serve from the next batch on, when there is one (hot reload)
+        self._model_updates = model_updates
         self.metrics = metrics
         self.consumer = consumer
         self.producer = producer
@@ -180,7 +198,7 @@ class ClassifierService:
     def readiness(self) -> tuple[bool, str]:
         """For /readyz: ready when the model is loaded and partitions are assigned."""
         if not self.assigned:
-            return False, "model loaded; waiting for partitions"
+            return False, f"model {self.model_version} loaded; waiting for partitions"
         return True, f"ready: {len(self.assigned)} partition(s), model {self.model_version}"
 
     def run(self) -> None:
@@ -319,8 +337,23 @@ class ClassifierService:
             return True
         return self._publish(self._start(batch))
 
+    def _serving(self) -> SentimentPredictor:
+        """The model for the batch being taken: a newer one takes over here, at a batch
+        boundary; batches taken before keep the one they were taken with."""
+        if self._model_updates is not None:
+            newer = self._model_updates()
+            if newer is not None:
+                log.info(
+                    "model %s serves from this batch on (was %s)", newer.version, self.model_version
+                )
+                self.predictor, self.model_version = newer, newer.version
+                self.metrics.set_model(newer.version)
+        return self.predictor
+
     def _start(self, batch: dict[Any, list[Any]]) -> _ScoredBatch:
-        """Decodes a batch and hands its texts to the inference thread."""
+        """Decodes a batch and hands its texts to the inference thread, with the model that
+        serves now: it scores the whole batch and is named in each of its records."""
+        predictor = self._serving()
         max_bytes = self.settings.max_message_bytes
         messages: list[ClassifiableMessage] = []
         sources: list[Any] = []
@@ -335,9 +368,9 @@ class ClassifierService:
                     rejected.append((record, result))  # type: ignore[arg-type]
         failed: list[tuple[Any, Rejection]] = []  # appended to by the inference thread
         future = self._inference.submit(
-            self._predict, messages, sources, failed, time.perf_counter()
+            self._predict, predictor, messages, sources, failed, time.perf_counter()
         )
-        return _ScoredBatch(batch, messages, sources, rejected, failed, future)
+        return _ScoredBatch(batch, messages, sources, rejected, failed, future, predictor.version)
 
     def _publish(self, scored: _ScoredBatch) -> bool:
         """Waits for the batch's scores, then publishes and commits it; True when committed."""
@@ -350,7 +383,7 @@ class ClassifierService:
         classified_at = utc_now_iso()
         send = self.producer.send
         output_topic, dlq_topic = settings.output_topic, settings.dlq_topic
-        version = self.model_version
+        version = scored.version
         labels: Tally[str] = Tally()
         symbol_labels: Tally[tuple[str, str]] = Tally()
         agreement: Tally[str] = Tally()
@@ -418,7 +451,7 @@ class ClassifierService:
         for (symbol, label), count in symbol_labels.items():
             metrics.symbol_predictions.labels(symbol, label).inc(count)
         for verdict, count in agreement.items():
-            metrics.author_tags.labels(verdict).inc(count)
+            metrics.author_tags.labels(verdict, version).inc(count)
         reasons = Tally(rejection.reason.value for _, rejection in rejected)
         for reason, count in reasons.items():
             metrics.dead_letters.labels(reason).inc(count)
@@ -435,6 +468,7 @@ class ClassifierService:
 
     def _predict(
         self,
+        predictor: SentimentPredictor,
         messages: list[ClassifiableMessage],
         sources: list[Any],
         rejected: list[tuple[Any, Rejection]],
@@ -447,7 +481,7 @@ class ClassifierService:
         started = time.perf_counter()
         self.metrics.scoring_wait_seconds.observe(started - taken_at)
         try:
-            values = _checked(self.predictor.predict([m.text for m in messages]), len(messages))
+            values = _checked(predictor.predict([m.text for m in messages]), len(messages))
             self.metrics.inference_seconds.observe(time.perf_counter() - started)
             return values  # type: ignore[return-value]
         except Exception:
@@ -457,7 +491,7 @@ class ClassifierService:
         results: list[float | None] = []
         for message, record in zip(messages, sources, strict=True):
             try:
-                results.append(_checked(self.predictor.predict([message.text]), 1)[0])
+                results.append(_checked(predictor.predict([message.text]), 1)[0])
             except Exception as err:
                 results.append(None)
                 detail = f"model failed: {type(err).__name__}: {err}"
@@ -638,7 +672,9 @@ def make_service(
     predictor: SentimentPredictor,
     metrics: ClassifierMetrics,
     clients: Callable[[ClassifierSettings], tuple[Any, Any]] = make_clients,
+    model_updates: Callable[[], SentimentPredictor | None] | None = None,
 ) -> ClassifierService:
-    """A service wired to real (or given) Kafka clients."""
+    """A service wired to real (or given) Kafka clients; `model_updates` (a follower's
+    `take`) gives a newer model to serve from the next batch, or None."""
     consumer, producer = clients(settings)
-    return ClassifierService(settings, predictor, metrics, consumer, producer)
+    return ClassifierService(settings, predictor, metrics, consumer, producer, model_updates)

@@ -19,6 +19,7 @@ from stocksent.options import (
     describe,
     non_empty_text,
     port,
+    positive_float,
     positive_int,
     text,
 )
@@ -40,6 +41,8 @@ DEFAULT_INFERENCE_THREADS = 1
 # from a second core (its steps run one after another), but two calls on one thread each
 # keep two cores busy. The benchmark measures the choice too.
 DEFAULT_INFERENCE_WORKERS = 2
+# How often a classifier on a model store reads CURRENT (SIGHUP checks at once).
+DEFAULT_MODEL_POLL_S = 10.0
 
 
 def _model_spec(value: str) -> str:
@@ -52,6 +55,22 @@ def _model_spec(value: str) -> str:
     if value and not Path(value).is_dir():
         raise ValueError("no such model directory")
     return value
+
+
+def _model_store(value: str) -> str:
+    """A model store directory (checked for CURRENT once the settings are complete), or
+    empty for none."""
+    value = value.strip()
+    if value and not Path(value).is_dir():
+        raise ValueError("no such directory")
+    return value
+
+
+def _model_poll_s(value: str) -> float:
+    seconds = positive_float(value)
+    if seconds > 86_400:
+        raise ValueError("must be at most 86400 (a day)")
+    return seconds
 
 
 def _batch_wait_ms(value: str) -> int:
@@ -99,6 +118,19 @@ OPTIONS: tuple[Option, ...] = (
         _model_spec,
         "",
         "exported model directory (default: the committed pretrained artifact)",
+    ),
+    Option(
+        "model_store",
+        _model_store,
+        "",
+        "model store directory: serve the version its CURRENT names and follow it "
+        "(instead of --model)",
+    ),
+    Option(
+        "model_poll_s",
+        _model_poll_s,
+        DEFAULT_MODEL_POLL_S,
+        "seconds between checks of the store's CURRENT (SIGHUP checks at once)",
     ),
     Option("batch_size", positive_int, DEFAULT_BATCH_SIZE, "max messages per inference"),
     Option(
@@ -156,6 +188,8 @@ class ClassifierSettings:
     group_id: str
     instance_id: str
     model: str
+    model_store: str
+    model_poll_s: float
     batch_size: int
     batch_wait_ms: int
     inference_threads: int
@@ -193,6 +227,17 @@ def from_values(values: Mapping[str, Any]) -> ClassifierSettings:
             f"--input-topic: {input_topic!r} must differ from --output-topic and --dlq-topic"
         )
     instance_id = (values["instance_id"] or "").strip() or socket.gethostname()
+    model_store = values["model_store"]
+    if model_store and values["model"]:
+        raise SettingsError(
+            "--model and --model-store (STOCKSENT_MODEL, STOCKSENT_MODEL_STORE): give one, "
+            "not both (a store names its serving model in CURRENT)"
+        )
+    if model_store and not (Path(model_store) / "CURRENT").is_file():
+        raise SettingsError(
+            f"--model-store: {model_store!r} is not a model store (no CURRENT); "
+            f"create it with: stocksent models init --store {model_store}"
+        )
     return ClassifierSettings(
         kafka=connection,
         input_topic=input_topic,
@@ -201,6 +246,8 @@ def from_values(values: Mapping[str, Any]) -> ClassifierSettings:
         group_id=values["group_id"],
         instance_id=instance_id,
         model=values["model"],
+        model_store=model_store,
+        model_poll_s=values["model_poll_s"],
         batch_size=values["batch_size"],
         batch_wait_ms=values["batch_wait_ms"],
         inference_threads=values["inference_threads"],

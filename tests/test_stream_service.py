@@ -126,7 +126,8 @@ def test_good_and_bad_records_are_published_then_committed() -> None:
     assert sample("symbol_predictions_total", {"symbol": "SPY", "label": spy_label}) == 1
     assert sample("symbol_predictions_total", {"symbol": "other", "label": other_label}) == 1
     verdict = "agree" if spy_label == "bullish" else "disagree"
-    assert sample("author_tags_total", {"agreement": verdict}) == 1
+    version = KeywordPredictor.version
+    assert sample("author_tags_total", {"agreement": verdict, "model_version": version}) == 1
     assert sample("consumer_lag", {"topic": "in", "partition": "0"}) == 1000 - 8
 
 
@@ -463,3 +464,83 @@ def test_each_batch_times_its_wait_for_the_model_its_call_and_its_publishing() -
     # the second batch waited for the first one's (slow) call
     assert total("scoring_wait_seconds") >= 0.5 * SlowKeywordPredictor.DELAY_S
     assert total("publish_seconds") > 0.0
+
+
+class ConstantPredictor:
+    """Scores every text `probability`; with a `gate`, each call waits for it first."""
+
+    def __init__(
+        self, version: str, probability: float, gate: threading.Event | None = None
+    ) -> None:
+        self.version = version
+        self.probability = probability
+        self.gate = gate
+        self.calls = 0
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        if self.gate is not None:
+            assert self.gate.wait(timeout=5), "the gate was never opened"
+        self.calls += 1
+        return np.full(len(texts), self.probability, dtype=np.float32)
+
+
+def test_a_new_model_takes_over_at_a_batch_boundary_and_in_flight_batches_keep_theirs() -> None:
+    # Batch 1 is taken with v1 and held in scoring (gate) while v2 is handed over; batch 2
+    # (full, so it goes to the second worker at once) is taken with v2. Each record is
+    # scored by, and names, the model its batch was taken with.
+    good_3 = orjson.dumps({"id": 13, "body": "$SPY puts", "symbols": [{"symbol": "SPY"}],
+                           "entities": {"sentiment": {"basic": "Bullish"}}})  # fmt: skip
+    polls = [
+        fake_records("in", 0, [GOOD, GOOD_2]),
+        fake_records("in", 0, [good_3, good_3], first_offset=2),
+    ]
+    gate = threading.Event()
+    old, new = ConstantPredictor("v1", 0.9, gate), ConstantPredictor("v2", 0.1)
+    handover: list[ConstantPredictor] = []
+    producer = FakeProducer()
+    consumer = FakeConsumer(polls=polls)
+    svc, registry = service(consumer, producer, old, batch_size=2, inference_workers=2)
+    svc._model_updates = lambda: handover.pop() if handover else None
+    consumer.subscribe(["in"])
+    svc.step()  # batch 1 taken with v1; its scoring waits at the gate
+    assert len(svc._in_flight) == 1 and svc.model_version == "v1"
+    handover.append(new)  # the follower hands v2 over while batch 1 is being scored
+    svc.step()  # batch 2 taken with v2, scored at once by the other worker
+    assert len(svc._in_flight) == 2 and svc.model_version == "v2"
+    assert registry.get_sample_value(P + "model_info", {"version": "v2"}) == 1
+    assert registry.get_sample_value(P + "model_info", {"version": "v1"}) is None
+    gate.set()
+    settle(svc)
+
+    records = [orjson.loads(v) for t, _, v, _ in producer.sent if t == "out"]
+    assert [(r["id"], r["model_version"], r["sentiment"]["probability"]) for r in records] == [
+        (11, "v1", pytest.approx(0.9)),
+        (12, "v1", pytest.approx(0.9)),
+        (13, "v2", pytest.approx(0.1)),
+        (13, "v2", pytest.approx(0.1)),
+    ]
+    assert (old.calls, new.calls) == (1, 1)
+    assert commits(consumer) == [{0: 2}, {0: 4}]
+    # live accuracy per version: each agreement counted under the version that labeled
+    tags = {
+        (agreement, version): registry.get_sample_value(
+            P + "author_tags_total", {"agreement": agreement, "model_version": version}
+        )
+        for agreement in ("agree", "disagree")
+        for version in ("v1", "v2")
+    }
+    assert tags == {
+        ("agree", "v1"): 1,  # id 11 tagged Bullish, v1 says bullish
+        ("disagree", "v1"): 0,
+        ("agree", "v2"): 0,
+        ("disagree", "v2"): 2,  # id 13 tagged Bullish twice, v2 says bearish
+    }
+
+
+def test_readiness_names_the_serving_version() -> None:
+    svc, _ = service(FakeConsumer(), FakeProducer(), ConstantPredictor("v1", 0.5))
+    assert "model v1" in svc.readiness()[1]
+    svc._model_updates = lambda: ConstantPredictor("v2", 0.5)
+    svc.on_assigned({FakeTopicPartition("in", 0)})
+    svc._start({})  # the next batch taken swaps the model
+    assert svc.readiness() == (True, "ready: 1 partition(s), model v2")

@@ -6,6 +6,7 @@ import gc
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,46 @@ def test_inference_threads_cap_tensorflow_pools(calls: int, inter_op: int) -> No
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_model_store_is_followed_every_ten_seconds_by_default(tmp_path: Path) -> None:
+    (tmp_path / "CURRENT").write_text("v1\n")
+    s = settings_from({}, {"STOCKSENT_MODEL_STORE": str(tmp_path)})
+    assert s.model_store == str(tmp_path) and s.model == ""
+    assert s.model_poll_s == 10.0
+    assert settings_from({"model_store": str(tmp_path), "model_poll_s": "0.5"}).model_poll_s == 0.5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"model": "STORE", "model_store": "STORE"}, "give one, not both"),
+        ({"model_store": "EMPTY"}, "not a model store \\(no CURRENT\\); create it with"),
+        ({"model_store": "/no/such/store"}, "--model-store: '/no/such/store' is not valid"),
+        ({"model_store": "STORE", "model_poll_s": "0"}, "--model-poll-s: '0' is not valid"),
+    ],
+)
+def test_model_store_mistakes_are_settings_errors(
+    tmp_path: Path, args: dict[str, str], message: str
+) -> None:
+    store, empty = tmp_path / "store", tmp_path / "empty"
+    store.mkdir()
+    empty.mkdir()
+    (store / "CURRENT").write_text("v1\n")
+    given = {
+        k: v.replace("STORE", str(store)).replace("EMPTY", str(empty)) for k, v in args.items()
+    }
+    with pytest.raises(SettingsError, match=message):
+        settings_from(given)
+
+
+def test_cli_refuses_to_start_on_a_store_whose_current_cannot_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "CURRENT").write_text("v1\n")  # names a version the store does not hold
+    logging.getLogger().handlers.clear()
+    code = cli.main(["--metrics-port", "0", "--model-store", str(tmp_path)], "classify")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "model version v1 refused (failed_store)" in err and "nothing to serve" in err
+    assert "Traceback" not in err

@@ -156,8 +156,9 @@ def test_ten_thousand_messages_one_labeled_record_each(
         orjson.loads(r.value)["sentiment"]["label"] == orjson.loads(r.value)["author_sentiment"]
         for r in records
     )
-    assert sample(P + "author_tags_total", {"agreement": "agree"}) == agree
-    assert sample(P + "author_tags_total", {"agreement": "disagree"}) == COUNT - agree
+    tagged = {"model_version": predictor.version}
+    assert sample(P + "author_tags_total", {"agreement": "agree", **tagged}) == agree
+    assert sample(P + "author_tags_total", {"agreement": "disagree", **tagged}) == COUNT - agree
     assert (
         sum(sample(P + "dead_letters_total", {"reason": r}) for r in ("invalid_json", "empty_body"))
         == 0
