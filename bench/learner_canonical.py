@@ -83,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         json.dumps(
             {
-                "window": {"rows": len(rows), "kept": len(window), "ids": [rows[0][0], rows[-1][0]]},
+                "window": {
+                    "rows": len(rows),
+                    "kept": len(window),
+                    "ids": [rows[0][0], rows[-1][0]],
+                },
                 "outcome": result.outcome,
                 "reason": result.reason,
                 "parent": result.parent,

@@ -21,11 +21,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.network import NetworkConfig
+if TYPE_CHECKING:  # the network module loads Keras: imported where it is used
+    from model.network import NetworkConfig
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def rebuild_network(directory: str | Path) -> RebuiltModel:
     import tensorflow as tf
 
     from model.export import VOCABULARY_NAME
-    from model.network import build_network
+    from model.network import NetworkConfig, build_network
     from model.store import read_manifest
     from model.vocab import RESERVED, TokenEncoder, load_vocabulary
 
@@ -172,7 +173,7 @@ def fine_tune(
     labels = np.asarray(labels, dtype=np.int32)
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts for {len(labels)} labels")
-    held = max(1, int(round(len(texts) * config.validation_fraction)))
+    held = max(1, round(len(texts) * config.validation_fraction))
     if len(texts) - held < 1:
         raise ValueError(f"too few messages to fine-tune on: {len(texts)}")
     set_seeds(config.seed)
@@ -194,8 +195,7 @@ def fine_tune(
     )
     before = network.evaluate(val_ds, verbose=0, return_dict=True)
     emit(
-        f"parent on the validation messages: loss {before['loss']:.4f} "
-        f"acc {before['accuracy']:.4f}"
+        f"parent on the validation messages: loss {before['loss']:.4f} acc {before['accuracy']:.4f}"
     )
     steps = math.ceil(len(train_texts) / config.batch_size)
     log = EpochLog(steps, config.epochs, emit)

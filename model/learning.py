@@ -234,7 +234,7 @@ def learning_round(
     rehearsal_texts: list[str] = []
     rehearsal_labels = np.zeros(0, dtype=np.int32)
     if base is not None:
-        size = int(round(len(training_part) * config.finetune.rehearsal_ratio))
+        size = round(len(training_part) * config.finetune.rehearsal_ratio)
         rehearsal_texts, rehearsal_labels = rehearsal_sample(
             base, size, {m.text_key for m in holdout}, config.finetune.seed
         )

@@ -213,7 +213,9 @@ class TaggedWindow:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, limit: int | None = None) -> tuple[TaggedWindow, dict[str, Any]]:
+    def load(
+        cls, path: str | Path, limit: int | None = None
+    ) -> tuple[TaggedWindow, dict[str, Any]]:
         """A window saved by `save` (bounded by `limit`, else the saved one) and its state.
         Raises ValueError naming the file when it is not a saved window."""
         path = Path(path)
