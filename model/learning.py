@@ -3,9 +3,10 @@
 `learning_round(store, messages, base_data)` is the whole decision the learner service
 (`stocksent learn`) makes each time it triggers, and what a drift demonstration calls:
 
-1. the newest `holdout_fraction` of the messages by time is the held-out slice, never
-   trained on; fewer than `min_per_label` bullish or bearish messages in it or in the rest
-   means no candidate (outcome `skipped_too_few_tagged`);
+1. the messages are de-duplicated by id and normalised text; the newest
+   `holdout_fraction` of them by time is the held-out slice, never trained on; fewer than
+   `min_per_label` bullish or bearish messages in it or in the rest means no candidate
+   (outcome `skipped_too_few_tagged`);
 2. the store's current version is rebuilt as a Keras network and fine-tuned on the rest
    (plus a rehearsal sample of the base train split when `base_data` is given; base
    messages whose normalised text is in the held-out slice are left out);
@@ -199,9 +200,15 @@ def learning_round(
     candidate and one history line unless the round was skipped."""
     from model.gate import Scored, judge
     from model.predictor import Predictor
+    from model.tagged_window import TaggedWindow
 
     config = config or RoundConfig()
     parent = store.current()
+    # De-duplicated here too (by id and normalised text, the newest copy kept), so that no
+    # held-out text is also trained on, whoever gathered the messages.
+    unique = TaggedWindow(max(1, len(messages)))
+    unique.add_many(messages)
+    messages = unique.messages()
     training_part, holdout = split_holdout(messages, config.holdout_fraction)
     counts = {
         "window": len(messages),
