@@ -122,3 +122,23 @@ def export_tiny_parent(directory: Path, seed: int = 3) -> Path:
         },
     )
     return directory
+
+
+def output_record(message_id: int, body: str, label: int | None, minute: int) -> bytes:
+    """A labeled record as the classifier publishes it (stream/sentiment_record.schema.json)."""
+    import orjson
+
+    tag = None if label is None else ("bearish", "bullish")[label]
+    return orjson.dumps(
+        {
+            "id": message_id,
+            "created_at": f"2026-12-04T{minute // 60:02d}:{minute % 60:02d}:00Z",
+            "symbols": ["SPY"],
+            "body": body,
+            "sentiment": {"label": "bullish", "probability": 0.7},
+            "model_version": "tiny",
+            "author_sentiment": tag,
+            "source": {"topic": "stocktwits.messages", "partition": 0, "offset": message_id},
+            "classified_at": "2026-12-04T12:00:00.000Z",
+        }
+    )
