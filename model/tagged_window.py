@@ -138,8 +138,10 @@ class TaggedWindow:
         return sorted(self._by_id.values(), key=lambda m: (m.at, m.id))
 
     def add(self, message: TaggedMessage) -> bool:
-        """Keep `message`; False when it adds nothing new (its id is already kept, the same
-        text is kept from a newer message, or it is older than everything of a full window)."""
+        """Keep `message` if it is new to the window; True when it brought a text the window
+        did not hold. False when its id is already kept, the same text is kept from a newer
+        message, it is older than everything of a full window, or it is a newer copy of a
+        kept text (it replaces the older copy: kept, but nothing new to learn from)."""
         if message.id in self._by_id:
             return False
         holder = self._by_text.get(message.text_key)
@@ -160,10 +162,10 @@ class TaggedWindow:
         if len(self._order) > 2 * self.limit + 1024:  # drop stale heap entries now and then
             self._order = [(m.at, m.id) for m in self._by_id.values()]
             heapq.heapify(self._order)
-        return True
+        return holder is None
 
     def add_many(self, messages: Iterable[TaggedMessage]) -> int:
-        """Keep each message in turn; returns how many were new."""
+        """Keep each message in turn; returns how many brought a new text."""
         return sum(self.add(m) for m in messages)
 
     def _oldest(self) -> tuple[float, int] | None:

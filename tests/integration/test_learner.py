@@ -140,3 +140,77 @@ def test_learn_once_with_too_few_tags_exits_3_without_a_candidate(
     assert code == 3, log
     assert "too few tagged messages" in log
     assert [h["action"] for h in store.history()] == ["init"]
+
+
+def test_the_service_triggers_on_new_tags_keeps_consuming_and_stops_cleanly(
+    tmp_path: Path, kafka_bootstrap: str, make_topic: Callable[..., str], group_id: str
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from stocksent.service_process import ServiceProcess
+    from tests.polling import wait_for
+
+    store = ModelStore.init(tmp_path / "store", export_tiny_parent(tmp_path / "parent"))
+    topic = make_topic("sentiment", partitions=2)
+    texts, labels = stream_messages(800, seed=41)
+    service = ServiceProcess(
+        "learn",
+        [
+            "--model-store",
+            str(store.root),
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--from-topic",
+            topic,
+            "--learner-group-id",
+            group_id,
+            "--min-new",
+            "400",
+            "--every",
+            "1d",
+            "--checkpoint-s",
+            "1",
+            "--min-per-label",
+            "20",
+            "--epochs",
+            "6",
+            "--learning-rate",
+            "0.02",
+        ],
+        tmp_path / "learner.log",
+    )
+
+    def metric(name: str, **labels: str) -> float:
+        _, body = service.get("/metrics")
+        for family in text_string_to_metric_families(body):
+            for sample in family.samples:
+                if sample.name == "stocksent_learner_" + name and sample.labels == labels:
+                    return float(sample.value)
+        return float("nan")
+
+    try:
+        service.wait_ready(path="/healthz")
+        batch = records(1, texts[:600], labels[:600])
+        produce(kafka_bootstrap, topic, batch)
+        wait_for(lambda: metric("training") == 1, 120, "a round triggered by --min-new")
+        # the service keeps reading while the round trains in its own process
+        later = records(601, texts[600:], labels[600:])
+        produce(kafka_bootstrap, topic, later)
+        wait_for(
+            lambda: metric("records_consumed_total") == len(batch) + len(later),
+            60,
+            "the later records consumed",
+        )
+        wait_for(lambda: metric("training") == 0, 240, "the round to end")
+        decided = sum(metric("decisions_total", outcome=o) for o in ("promoted", "rejected"))
+        assert decided == 1, service.log()
+        assert len(store.history()) == 2 and store.history()[-1]["by"] == "learner"
+        assert metric("last_training_seconds") > 0
+        assert metric("window_messages") == tagged_distinct(batch + later)
+        # the messages that arrived during the round still count as new for the next one
+        assert 0 < metric("new_tagged_messages") <= tagged_distinct(later)
+    finally:
+        code = service.terminate(timeout=60)
+    assert code == 0, service.log()
+    saved, _ = TaggedWindow.load(store.root / "learner" / "window.jsonl.gz")
+    assert len(saved) == tagged_distinct(batch + later)
