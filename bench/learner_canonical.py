@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=25_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: the learner's")
     parser.add_argument("--store", type=Path, default=None, help="default: a temporary folder")
     args = parser.parse_args(argv)
     limit_tensorflow_threads(args.threads)
@@ -63,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     root = args.store or Path(tempfile.mkdtemp(prefix="learner-canonical."))
     store = ModelStore(root) if ModelStore(root).exists() else ModelStore.init(root)
     config = RoundConfig()
-    config = replace(config, finetune=replace(config.finetune, epochs=args.epochs))
+    finetune = replace(config.finetune, epochs=args.epochs)
+    if args.learning_rate is not None:
+        finetune = replace(finetune, learning_rate=args.learning_rate)
+    config = replace(config, finetune=finetune)
     started = time.perf_counter()
     result = learning_round(store, window.messages(), args.data, config, print)
     line = result.history_line or {}
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = metrics.get(part)
         if not figures:
             return None
-        keys = ("n", "accuracy", "balanced_accuracy", "roc_auc")
+        keys = ("n", "accuracy", "balanced_accuracy", "roc_auc", "log_loss")
         return {
             "frozen": {k: figures["current"][k] for k in keys},
             "candidate": {k: figures["candidate"][k] for k in keys},
