@@ -327,6 +327,9 @@ def learning_round(
 def _learner_dir(store: ModelStore) -> Path:
     path = store.root / LEARNER_DIR
     path.mkdir(parents=True, exist_ok=True)
+    # One round at a time per store: an export left by a round that was killed is litter.
+    for stale in path.glob("candidate.*"):
+        shutil.rmtree(stale, ignore_errors=True)
     return path
 
 
