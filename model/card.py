@@ -107,8 +107,113 @@ def _targets(manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _learner_metric_rows(judged: dict[str, Any]) -> str:
+    rows = [
+        "| messages | model | n | accuracy | balanced accuracy | ROC AUC | log loss |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for part, name in (("holdout", "held-out slice (newest tagged)"), ("base_test", "base test")):
+        figures = judged.get(part)
+        if not figures:
+            continue
+        for model in ("candidate", "current"):
+            m = figures[model]
+            rows.append(
+                f"| {name} | {'this version' if model == 'candidate' else 'parent'} | {m['n']} | "
+                f"{m['accuracy']:.4f} | {m['balanced_accuracy']:.4f} | {m['roc_auc']:.4f} | "
+                f"{m['log_loss']:.4f} |"
+            )
+    return "\n".join(rows)
+
+
+def render_learner_card(manifest: dict[str, Any], speed_section: str | None = None) -> str:
+    """The model card of a version the learner fine-tuned (`model.learning`)."""
+    learned = manifest["learner"]
+    data = learned["data"]
+    judged = learned["judged_against_parent"]
+    paired = judged["holdout"]["paired"]
+    tune = learned["finetune"]
+    net = manifest["network"]
+
+    def part(d: dict[str, Any]) -> str:
+        span = " to ".join(d["time_range"] or ["?", "?"])
+        return (
+            f"{d['messages']} messages ({d['bullish']} bullish, {d['bearish']} bearish), "
+            f"{span}, SHA-256 `{d['sha256'][:16]}…`"
+        )
+
+    rehearsal = data["rehearsal"]
+    rehearsal_line = (
+        f"{rehearsal['messages']} messages sampled from the base train split "
+        f"(`{Path(rehearsal['from']).name}`)"
+        if rehearsal.get("from")
+        else "none (no base data given)"
+    )
+    history = "\n".join(
+        f"| {r['epoch']} | {r.get('loss', float('nan')):.4f} | {r.get('accuracy', float('nan')):.4f}"
+        f" | {r.get('val_loss', 0):.4f} | {r.get('val_accuracy', 0):.4f} | {r['seconds']} |"
+        for r in manifest["history"]
+    )
+    speed = speed_section or "Not measured for this version (same network as its parent)."
+    verdict = "promoted" if learned["promote"] else "not promoted"
+    return f"""# StockTwits sentiment LSTM — model card (learner version)
+
+Model version `{manifest["model_version"]}` (SHA-256 of the SavedModel files:
+`{manifest["content_sha256"]}`), TensorFlow {manifest["tensorflow_version"]},
+Keras {manifest["keras_version"]}, exported {manifest["created_at"]}.
+
+Fine-tuned by `stocksent learn` from version `{learned["parent"]}` on messages
+whose authors tagged them bullish or bearish in the stream. Same network
+(Embedding({manifest["vocabulary_size"]}, {net["embedding_dim"]}){_subwords(net)} →
+{" → ".join(f"LSTM({u})" for u in net["lstm_units"])} → Dense(1, sigmoid)), same vocabulary
+and the same serving signature and normalisation as its parent; `>= 0.5` is bullish.
+
+## Data
+
+- Trained on: {part(data["training_part"])}.
+- Held out (the judge, never trained on): {part(data["holdout"])}.
+- Rehearsal (guard against forgetting): {rehearsal_line}.
+- Validation (choosing the epoch): the newest {data["validation_messages"]} training messages.
+
+## Judged against its parent (same messages)
+
+{_learner_metric_rows(judged)}
+
+Paired on the held-out slice: only this version right on {paired["only_a_right"]},
+only the parent on {paired["only_b_right"]} (exact McNemar p {paired["mcnemar_p"]:.3f}).
+Gate: **{verdict}** — {learned["reason"]}.
+
+## Fine-tuning
+
+Adam (lr {tune["learning_rate"]}, clipnorm 1), batch {tune["batch_size"]}, at most
+{tune["epochs"]} epochs, early stopping on validation accuracy (patience
+{tune["patience"]}, best weights restored): best epoch {manifest["best_epoch"]},
+{manifest["training_seconds"]:.0f} s on {manifest.get("machine", "this machine")}.
+Epoch 0 is the parent.
+
+| epoch | loss | acc | val loss | val acc | s |
+|---|---|---|---|---|---|
+{history}
+
+## Inference speed
+
+{SPEED_BEGIN}
+{speed}
+{SPEED_END}
+
+## Known limits
+
+- Authors' tags are a skewed, self-selected sample; the held-out slice is the
+  newest tagged messages, so its figures say how the model does on what the
+  stream carries now, not on untagged messages.
+- See the parent version's card for the network's design and its other limits.
+"""
+
+
 def render_card(manifest: dict[str, Any], speed_section: str | None = None) -> str:
     """The model card text for an exported model's manifest."""
+    if manifest.get("learner"):
+        return render_learner_card(manifest, speed_section)
     data = manifest["data"]
     net = manifest["network"]
     train = manifest["training"]

@@ -101,3 +101,17 @@ def paired_comparison(
         "only_b_right": only_b,
         "mcnemar_p": round(p_value, 3),
     }
+
+
+def balanced_accuracy(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float = BULLISH_THRESHOLD
+) -> float:
+    """Mean of bullish recall and bearish recall: what accuracy would be on balanced tags
+    (authors' tags are skewed, up to 84% bullish); NaN when one side is absent."""
+    labels = np.asarray(labels).astype(bool)
+    predicted = np.asarray(probabilities) >= threshold
+    if labels.all() or not labels.any():
+        return float("nan")
+    bullish_recall = float(np.mean(predicted[labels]))
+    bearish_recall = float(np.mean(~predicted[~labels]))
+    return (bullish_recall + bearish_recall) / 2.0

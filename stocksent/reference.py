@@ -19,6 +19,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # (command, module, attribute holding its Option tuple)
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("stocksent classify", "stream.settings", "OPTIONS"),
+    ("stocksent learn", "stream.learner_cli", "OPTIONS"),
     ("stocksent produce", "producers.cli", "PRODUCER_OPTIONS"),
     ("stocksent run", "stocksent.run", "OPTIONS"),
     ("stocksent tail", "stream.tail", "OPTIONS"),
@@ -74,10 +75,11 @@ def _metric_rows(registry: Any) -> list[str]:
 
 
 def metrics_reference() -> str:
-    """Every metric of the classifier and the producer, from their registries."""
+    """Every metric of the classifier, the producer and the learner, from their registries."""
     from prometheus_client import CollectorRegistry
 
     from producers.metrics import ProducerMetrics
+    from stream.learner_metrics import LearnerMetrics
     from stream.metrics import ClassifierMetrics
 
     header = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
@@ -85,6 +87,8 @@ def metrics_reference() -> str:
     ClassifierMetrics(classifier)
     producer = CollectorRegistry()
     ProducerMetrics(producer)
+    learner = CollectorRegistry()
+    LearnerMetrics(learner)
     return (
         "\n".join(
             [
@@ -97,6 +101,11 @@ def metrics_reference() -> str:
                 "",
                 *header,
                 *_metric_rows(producer),
+                "",
+                "Learner (`/metrics` on port 9302):",
+                "",
+                *header,
+                *_metric_rows(learner),
             ]
         )
         + "\n"
