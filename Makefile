@@ -8,7 +8,7 @@ KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
 # prometheus: Debian's package, for the deploy tests (installed on demand by the tests too)
-.PHONY: docs prometheus help install test test-unit test-integration test-slow lint format run kafka-up kafka-down kafka-status bench clean
+.PHONY: docs prometheus help install test test-unit test-integration test-slow lint format run kafka-up kafka-down kafka-status bench drift-demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -65,6 +65,9 @@ docs: install  ## regenerate the README's configuration and metrics tables from 
 
 bench: install  ## the speed benchmark (writes bench/results/latest.json)
 	$(BIN)/stocksent bench
+
+drift-demo: install  ## the learning loop end to end on the canonical data (needs ../shared/data)
+	$(BIN)/python -m bench.drift_demo $(if $(WORK),--work $(WORK))
 
 clean:  ## remove the virtualenv and caches (Kafka jars stay in ~/.cache/stocksent)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
