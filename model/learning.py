@@ -290,6 +290,8 @@ def learning_round(
                 "files": base.files if base else None,
             },
             "validation_messages": tuned.validation_messages,
+            # the candidate's prior: what it trained on, rehearsal included
+            "bullish_share": round(float(labels.mean()), 6),
         }
         manifest = _write_candidate_manifest(
             work, rebuilt, tuned, candidate, decision, data, config, parent
@@ -364,6 +366,7 @@ def _write_candidate_manifest(
             "history": tuned.history,
             "metrics": metrics,
             "threshold": 0.5,
+            "data": {"bullish_share": data["bullish_share"]},  # where every manifest has it
             "learner": {
                 "parent": parent,
                 "data": data,

@@ -135,6 +135,9 @@ class Learner:
         self._round_started = 0.0
         self._stop = threading.Event()
         self._restore()
+        # "no decision for 2 x --every" alerts count from the last round, or from the start
+        metrics.last_decision_timestamp.set(self.last_round_at)
+        metrics.every_seconds.set(config.every_s)
 
     # ---- state -----------------------------------------------------------------------
 

@@ -22,7 +22,9 @@ METRIC_NAMES: Final[dict[str, str]] = {
     "candidate_holdout_accuracy": "the last candidate's accuracy on its held-out slice",
     "current_holdout_accuracy": "the serving model's accuracy on the same held-out slice",
     "decisions_total": "learning rounds by outcome (promoted, rejected, skipped_..., failed)",
-    "last_decision_timestamp_seconds": "when the last round ended (Unix time)",
+    "last_decision_timestamp_seconds": "when the last round ended (Unix time); at start, the "
+    "saved window's last round, else the start",
+    "every_seconds": "the --every setting: a round starts at least this often (for alerts)",
 }
 
 
@@ -49,5 +51,6 @@ class LearnerMetrics:
         self.last_decision_timestamp = Gauge(
             *doc("last_decision_timestamp_seconds"), registry=registry
         )
+        self.every_seconds = Gauge(*doc("every_seconds"), registry=registry)
         for outcome in OUTCOMES:  # bounded and known: at 0 from the start
             self.decisions.labels(outcome)

@@ -32,6 +32,8 @@ METRIC_NAMES: Final[dict[str, str]] = {
     "by the model version that labeled",
     "model_info": "the model version serving now (1; only one version at a time)",
     "model_reloads_total": "attempts to take over a new CURRENT of the model store, by outcome",
+    "model_bullish_prior_ratio": "share of bullish tags in the data the serving model learned "
+    "from (its manifest; absent when it does not say)",
 }
 
 ErrorStage = Literal["consume", "predict", "produce", "commit", "transaction", "rebalance"]
@@ -104,6 +106,7 @@ class ClassifierMetrics:
         )
         self.model_info = Gauge(*doc("model_info"), ["version"], registry=registry)
         self.model_reloads = Counter(*doc("model_reloads_total"), ["outcome"], registry=registry)
+        self.model_bullish_prior = Gauge(*doc("model_bullish_prior_ratio"), registry=registry)
         # Label sets are bounded and known: expose them at 0 from the start, so rates and
         # alerts work before the first event of each kind.
         for reason in DeadLetterReason:
@@ -123,12 +126,13 @@ class ClassifierMetrics:
         """Counts one error at a stage of the loop."""
         self.errors.labels(stage).inc()
 
-    def set_model(self, version: str) -> None:
+    def set_model(self, version: str, bullish_prior: float | None = None) -> None:
         """Marks the serving model version (the one before, if any, is no longer shown) and
-        exposes its agreement counters at 0. Versions are few (each promotion adds one), so
-        the `model_version` label stays bounded."""
+        its prior (NaN when unknown), and exposes its agreement counters at 0. Versions are
+        few (each promotion adds one), so the `model_version` label stays bounded."""
         self.model_info.clear()
         self.model_info.labels(version).set(1)
+        self.model_bullish_prior.set(float("nan") if bullish_prior is None else bullish_prior)
         for agreement in AGREEMENTS:
             self.author_tags.labels(agreement, version)
 

@@ -44,6 +44,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Offse
 from kafka import errors as kafka_errors
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
+from model.store import bullish_prior
 from stocksent.kafka_settings import client_config, producer_config
 from stream.batcher import Batcher
 from stream.dead_letter import dead_letter
@@ -182,7 +183,7 @@ class ClassifierService:
         # when input and output have as many partitions, a record keeps its partition: the
         # same result as the key partitioner for keyed input, without hashing in Python
         self._keep_partition = False
-        metrics.set_model(self.model_version)
+        metrics.set_model(self.model_version, _bullish_prior(predictor))
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -347,7 +348,7 @@ class ClassifierService:
                     "model %s serves from this batch on (was %s)", newer.version, self.model_version
                 )
                 self.predictor, self.model_version = newer, newer.version
-                self.metrics.set_model(newer.version)
+                self.metrics.set_model(newer.version, _bullish_prior(newer))
         return self.predictor
 
     def _start(self, batch: dict[Any, list[Any]]) -> _ScoredBatch:
@@ -632,6 +633,12 @@ def _checked(probabilities: Any, expected: int) -> list[float]:
         raise ValueError("model returned a probability outside [0, 1]")
     values: list[float] = array.tolist()
     return values
+
+
+def _bullish_prior(predictor: SentimentPredictor) -> float | None:
+    """The model's prior from its manifest, when it has one (stand-in models do not)."""
+    manifest = getattr(predictor, "manifest", None)
+    return bullish_prior(manifest) if isinstance(manifest, dict) else None
 
 
 def _names(partitions: set[Any]) -> str:

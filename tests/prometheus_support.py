@@ -132,13 +132,19 @@ def dashboard_panels(dashboard: Mapping[str, Any] | None = None) -> list[dict[st
 
 
 def dashboard_queries(dashboard: Mapping[str, Any] | None = None) -> list[Query]:
-    """Every panel target's expression, and the selector of each `label_values()` variable."""
+    """Every panel target's and annotation's expression, and the selector of each
+    `label_values()` variable."""
     dashboard = load_dashboard() if dashboard is None else dashboard
     queries = [
         Query(f"panel {panel['title']!r} target {target.get('refId')}", target["expr"])
         for panel in dashboard_panels(dashboard)
         for target in panel.get("targets", [])
         if target.get("expr")
+    ]
+    queries += [
+        Query(f"annotation {annotation['name']!r}", annotation["expr"])
+        for annotation in dashboard.get("annotations", {}).get("list", [])
+        if annotation.get("expr")
     ]
     for variable in dashboard.get("templating", {}).get("list", []):
         query = variable.get("query")

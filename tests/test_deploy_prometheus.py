@@ -57,6 +57,9 @@ REQUIRED_PANELS = {
     "producer request outcomes": "API requests by outcome",
     "producer budget": "Request budget left",
     "model version": "Model version",
+    "live accuracy per model version": "Agreement with authors' own tags",
+    "learner decisions (and annotations)": "Learner decisions",
+    "candidate vs serving on the held-out slice": "Held-out accuracy: candidate vs serving",
 }
 
 # What the run issue asks the alert rules to cover -> the alerts that do.
@@ -69,6 +72,9 @@ REQUIRED_ALERTS = {
         "StocksentProducerRateLimited",
     },
     "classifier down": {"StocksentClassifierDown", "StocksentClassifierAbsent"},
+    "live accuracy on tagged messages low for 1h": {"StocksentLiveAccuracyLow"},
+    "bullish share 15 points from the prior for 6h": {"StocksentBullishShareDrift"},
+    "learner without a decision for 2 x --every": {"StocksentLearnerSilent"},
 }
 SEVERITIES = {"critical", "warning"}
 
@@ -148,10 +154,7 @@ def test_expression_evaluates_on_real_prometheus(
 
 def test_real_prometheus_loads_every_alert_rule(empty_prometheus: RunningPrometheus) -> None:
     loaded = {
-        rule["name"]
-        for group in empty_prometheus.api("rules")["groups"]
-        for rule in group["rules"]
-        if rule["type"] == "alerting"
+        rule["name"] for group in empty_prometheus.api("rules")["groups"] for rule in group["rules"]
     }
     in_file = {q.where.removeprefix("rule ") for q in rule_queries()}
     assert loaded == in_file
@@ -161,7 +164,11 @@ def test_real_prometheus_loads_every_alert_rule(empty_prometheus: RunningPrometh
 
 
 def test_alert_rules_cover_the_issue_and_are_annotated() -> None:
-    rules = [rule for group in load_yaml(ALERT_RULES)["groups"] for rule in group["rules"]]
+    every_rule = [rule for group in load_yaml(ALERT_RULES)["groups"] for rule in group["rules"]]
+    rules = [rule for rule in every_rule if "alert" in rule]
+    for recording in (rule for rule in every_rule if "record" in rule):
+        # level:metric:operations, the Prometheus naming convention for recording rules
+        assert recording["record"].count(":") == 2, recording["record"]
     names = {rule["alert"] for rule in rules}
     for concern, alerts in REQUIRED_ALERTS.items():
         assert alerts <= names, f"no alert for {concern!r}: want {sorted(alerts - names)}"
@@ -170,6 +177,9 @@ def test_alert_rules_cover_the_issue_and_are_annotated() -> None:
         annotations = rule["annotations"]
         assert annotations.get("summary", "").strip(), f"{rule['alert']}: no summary"
         assert len(annotations.get("description", "")) > 40, f"{rule['alert']}: no description"
+    durations = {r["alert"]: r.get("for") for r in rules}
+    assert durations["StocksentLiveAccuracyLow"] == "1h"
+    assert durations["StocksentBullishShareDrift"] == "6h"
     lag = next(r for r in rules if r["alert"] == "StocksentConsumerLagGrowing")
     assert lag["for"] == "5m"
     no_input = next(r for r in rules if r["alert"] == "StocksentNoInput")
@@ -254,11 +264,15 @@ def test_dashboard_and_rules_use_contract_metric_names_only_and_all_of_them() ->
 
 
 def test_contract_names_match_the_services_closed_lists() -> None:
-    """docs/CONTRACTS.md, stream/metrics.py and producers/metrics.py name the same metrics."""
+    """docs/CONTRACTS.md and the closed lists of the classifier, learner and producer name the
+    same metrics."""
     stream_metrics = pytest.importorskip("stream.metrics")
+    learner_metrics = pytest.importorskip("stream.learner_metrics")
     producer_metrics = pytest.importorskip("producers.metrics")
-    in_code = {stream_metrics.PREFIX + name for name in stream_metrics.METRIC_NAMES} | set(
-        producer_metrics.METRIC_NAMES
+    in_code = (
+        {stream_metrics.PREFIX + name for name in stream_metrics.METRIC_NAMES}
+        | {learner_metrics.PREFIX + name for name in learner_metrics.METRIC_NAMES}
+        | set(producer_metrics.METRIC_NAMES)
     )
     assert in_code == set(contract_metric_names())
 

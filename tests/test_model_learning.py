@@ -15,7 +15,7 @@ from model.finetune import FineTuneConfig, keras_probabilities, rebuild_network
 from model.learning import RoundConfig, learning_round, split_holdout
 from model.predictor import PRETRAINED_DIR, Predictor
 from model.smoke import SAMPLE_TEXTS
-from model.store import ModelStore
+from model.store import ModelStore, bullish_prior
 from model.tagged_window import TaggedMessage, tag_messages
 from tests.learner_support import export_tiny_parent, stream_messages, write_base_split
 
@@ -103,6 +103,10 @@ def test_a_round_promotes_a_candidate_that_learned_the_drift(
     assert line["metrics"]["base_test"]["candidate"]["n"] == 300
     manifest = json.loads((store.version_dir(result.candidate) / "manifest.json").read_text())
     assert manifest["learner"]["parent"] == parent
+    # the candidate's prior is what it trained on, the window's part and the rehearsal
+    prior = bullish_prior(manifest)
+    assert prior is not None and prior == data["bullish_share"]
+    assert 0.0 < prior < 1.0
     # the classifier's hot reload refuses a version that fails its smoke check: this passes
     from model import smoke
 
