@@ -209,9 +209,12 @@ class ModelStore:
     # ---- changing --------------------------------------------------------------------
 
     @classmethod
-    def init(cls, root: str | Path, source: str | Path | None = None) -> ModelStore:
+    def init(
+        cls, root: str | Path, source: str | Path | None = None, by: str | None = None
+    ) -> ModelStore:
         """Create a store at `root` serving a copy of `source` (default: the committed
-        model). An existing store is left as it is (StoreError)."""
+        model); `by` is who, for the history (default: the person running this). An
+        existing store is left as it is (StoreError)."""
         store = cls(root)
         if store.exists():
             raise StoreError(f"{store.root}: already a model store (serving {store.current()})")
@@ -227,7 +230,7 @@ class ModelStore:
                     "parent": None,
                     "current": version,
                     "promoted": True,
-                    "by": person(),
+                    "by": by or person(),
                     "reason": f"store created from {Path(source or PRETRAINED_DIR).resolve()}",
                 }
             )

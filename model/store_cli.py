@@ -80,11 +80,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{store.root}: serving {store.current()}")
     elif args.action == "list":
         store.require()
-        print(f"{'':2}{'version':<18} {'created':<21} {'test acc':>8}  origin")
+        print(f"{'':2}{'version':<18} {'created':<25} {'test acc':>8}  origin")
         for row in store.summaries():
             accuracy = f"{row.test_accuracy:.4f}" if row.test_accuracy is not None else "-"
             mark = "*" if row.serving else " "
-            print(f"{mark} {row.version:<18} {row.created_at:<21} {accuracy:>8}  {row.origin}")
+            print(f"{mark} {row.version:<18} {row.created_at:<25} {accuracy:>8}  {row.origin}")
     elif args.action == "promote":
         entry = store.promote(args.version, by=person(), reason=args.reason)
         print(f"{store.root}: serving {entry['current']} (was {entry['parent']})")

@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 
 from model.learning import LEARNER_DIR, RoundConfig, RoundResult
-from model.store import ModelStore
+from model.store import LEARNER, ModelStore
 from model.tagged_window import TaggedMessage, TaggedWindow, label_value, tag_messages
 from stream.learner_metrics import LearnerMetrics
 
@@ -109,6 +109,22 @@ def tagged_rows(
     return seen, rows
 
 
+def open_store(root: Path) -> ModelStore:
+    """The learner's model store. Where there is none yet (no such directory, or an empty
+    one), one is created serving the committed model, so `stocksent learn --once
+    --model-store NEW` works on its own; a directory with other things in it is refused
+    (StoreError), so a mistyped path never turns a folder into a store."""
+    store = ModelStore(root)
+    if not store.exists() and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
+        store = ModelStore.init(root, by=LEARNER)
+        log.warning(
+            "%s: no model store there; created one serving the committed model %s",
+            root,
+            store.current(),
+        )
+    return store.require()
+
+
 class Learner:
     """One learner: consume, keep the window, trigger rounds, record their outcome."""
 
@@ -123,7 +139,7 @@ class Learner:
         self.kafka = kafka
         self.metrics = metrics
         self.clock = clock
-        self.store = ModelStore(config.store).require()
+        self.store = open_store(config.store)
         self.learner_dir = self.store.root / LEARNER_DIR
         self.window_path = self.learner_dir / WINDOW_FILE
         self.window = TaggedWindow(config.window)

@@ -151,3 +151,19 @@ def test_a_finished_round_is_counted_by_outcome(tmp_path: Path) -> None:
     assert value("candidate_holdout_accuracy") == 0.81
     assert value("current_holdout_accuracy") == 0.8
     assert value("last_decision_timestamp_seconds") == 1000.0
+
+
+def test_a_new_directory_becomes_a_store_serving_the_committed_model(tmp_path: Path) -> None:
+    from model.predictor import PRETRAINED_DIR
+    from model.store import StoreError, read_manifest
+    from stream.learner import open_store
+
+    store = open_store(tmp_path / "new")
+    assert store.current() == read_manifest(PRETRAINED_DIR)["model_version"]
+    assert store.history()[0]["by"] == "learner"
+    (tmp_path / "empty").mkdir()
+    assert open_store(tmp_path / "empty").exists()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("not a store")
+    with pytest.raises(StoreError, match="not a model store"):
+        open_store(tmp_path / "busy")  # a mistyped path never becomes a store
