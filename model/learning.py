@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from model.finetune import FineTuneConfig
+from model.metrics import BULLISH_THRESHOLD
 from model.store import LEARNER, ModelStore
 from model.tagged_window import TaggedMessage
 
@@ -365,7 +366,7 @@ def _write_candidate_manifest(
             "training_seconds": round(tuned.seconds, 1),
             "history": tuned.history,
             "metrics": metrics,
-            "threshold": 0.5,
+            "threshold": BULLISH_THRESHOLD,
             "data": {"bullish_share": data["bullish_share"]},  # where every manifest has it
             "learner": {
                 "parent": parent,

@@ -12,6 +12,7 @@ from typing import Any
 
 from model.distill import TEACHERS
 from model.machine import cpu_model, limit_tensorflow_threads
+from model.metrics import BULLISH_THRESHOLD
 from model.network import NetworkConfig
 from model.training import TrainingConfig
 
@@ -222,7 +223,7 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
             "history": trained.history,
             "metrics": metrics,
             "baseline": baseline,
-            "threshold": 0.5,
+            "threshold": BULLISH_THRESHOLD,
             "data": {
                 "directory_name": Path(args.data).resolve().name,
                 "limit": args.limit or None,

@@ -8,12 +8,14 @@ stand-in without TensorFlow.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-BULLISH_THRESHOLD = 0.5
+from model import label_for  # the one decision rule, re-exported for the service
+
+__all__ = ["SentimentPredictor", "label_for", "load_predictor"]
 
 
 @runtime_checkable
@@ -28,22 +30,6 @@ class SentimentPredictor(Protocol):
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """P(bullish) per text, float32, same order and length as `texts`."""
         ...
-
-
-def label_for(probability: float) -> str:
-    """`bullish` or `bearish`: the model's own rule when the model package provides it."""
-    return _label_for(probability)
-
-
-def _fallback_label_for(probability: float) -> str:
-    return "bullish" if probability >= BULLISH_THRESHOLD else "bearish"
-
-
-_label_for: Callable[[float], str]
-try:  # one definition of the decision rule: the model's, once it is installed
-    from model import label_for as _label_for  # type: ignore[attr-defined,unused-ignore]
-except ImportError:  # pragma: no cover - only before the model package lands
-    _label_for = _fallback_label_for
 
 
 def load_predictor(

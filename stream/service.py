@@ -447,10 +447,10 @@ class ClassifierService:
         metrics.consumed.inc(sum(len(r) for r in batch.values()))
         metrics.published.inc(sum(labels.values()))
         metrics.batch_size.observe(len(messages))
-        for label, count in labels.items():
-            metrics.predictions.labels(label).inc(count)
-        for (symbol, label), count in symbol_labels.items():
-            metrics.symbol_predictions.labels(symbol, label).inc(count)
+        for predicted, count in labels.items():
+            metrics.predictions.labels(predicted).inc(count)
+        for (symbol, predicted), count in symbol_labels.items():
+            metrics.symbol_predictions.labels(symbol, predicted).inc(count)
         for verdict, count in agreement.items():
             metrics.author_tags.labels(verdict, version).inc(count)
         reasons = Tally(rejection.reason.value for _, rejection in rejected)
