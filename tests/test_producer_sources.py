@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from producers.feed import Pacer
-from producers.messages import created_at_epoch, message_id
+from producers.messages import RawRecord, created_at_epoch, message_id
 from producers.replay import ReplayError, read_messages, stable_id, wrap_text
 from producers.synthetic import SyntheticMessages
 
@@ -84,10 +84,19 @@ def test_jsonl_gz_and_json_array(tmp_path: Path) -> None:
     assert list(read_messages(array)) == [{"id": 3}]
 
 
+def test_jsonl_lines_that_are_not_objects_pass_through_raw(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b'{"id": 1}\n{"id": \n[1, 2]\n\n{"id": "x1", "body": "hi"}\n')
+    read = list(read_messages(path))
+    assert read[0] == {"id": 1}
+    assert read[1] == RawRecord(b'{"id": ', f"{path}:2")
+    assert read[2] == RawRecord(b"[1, 2]", f"{path}:3")
+    assert read[3] == {"id": "x1", "body": "hi"}  # the classifier judges the id, not the replay
+
+
 @pytest.mark.parametrize(
     ("name", "content", "error"),
     [
-        ("bad.jsonl", '{"id": 1}\n{"id": \n', "bad.jsonl:2: not valid JSON"),
         ("bad.json", '{"messages": 3}', "expected an API response"),
         ("bad.csv", "text,label\nhello,bullish\n", "no `message` column"),
         ("bad.txt", "x", "unknown replay format"),
