@@ -31,7 +31,7 @@ time.sleep(120)
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
-def test_a_service_gets_sigterm_when_its_parent_is_killed(tmp_path: Path) -> None:
+def test_a_service_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
     log = tmp_path / "producer.log"
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT, str(log)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
@@ -48,7 +48,9 @@ def test_a_service_gets_sigterm_when_its_parent_is_killed(tmp_path: Path) -> Non
         parent.wait()
         deadline = time.monotonic() + 10
         while _running(child):
-            assert time.monotonic() < deadline, f"still running after its parent died:\n{_text(log)}"
+            assert time.monotonic() < deadline, (
+                f"still running after its parent died:\n{_text(log)}"
+            )
             time.sleep(0.1)
     finally:
         parent.kill()
