@@ -539,11 +539,11 @@ def run(settings: Mapping[str, Any], screen: Screen | None = None) -> int:
         bootstrap = settings["bootstrap_servers"]
         if not bootstrap:
             local = LocalKafka(port=settings["kafka_port"])
+            screen.say(f"starting Kafka on {local.bootstrap} (log {local.log_file}) ...")
             started = local.up(port_flag="--kafka-port")
             broker = local if started else None  # a broker someone else started is not ours to stop
             screen.say(
-                f"Kafka {local.kafka_version()} {'started' if started else 'reused'} "
-                f"on {local.bootstrap} (log {local.log_file})"
+                f"Kafka {local.kafka_version()} {'started' if started else 'already running, reused'}"
             )
             bootstrap = local.bootstrap
         from stocksent.topics_cli import create_topics
