@@ -380,6 +380,7 @@ class Status:
     lag: float = 0.0
     model_version: str = "?"
     api_problems: Counter[str] = field(default_factory=Counter)
+    api_detail: str = ""  # the producer's last warning, e.g. "connection error (gaierror)"
     _last: tuple[float, float] = field(default_factory=lambda: (time.monotonic(), 0.0))
     per_second: float = 0.0  # labeled a second since the last refresh
 
@@ -434,7 +435,8 @@ class Status:
         ]
         if self.api_problems:
             problems = ", ".join(f"{o} {n}" for o, n in self.api_problems.most_common())
-            parts.append(f"API requests failed: {problems} (see producer.log)")
+            detail = f"last: {self.api_detail}; " if self.api_detail else ""
+            parts.append(f"API requests failed: {problems} ({detail}see producer.log)")
         if hidden:
             parts.append(f"{hidden:,} rows not shown (--rows-per-second)")
         return "── " + time.strftime("%H:%M:%S") + "  " + " · ".join(parts)
@@ -704,6 +706,8 @@ def _view(
         if time.monotonic() >= next_status:
             next_status = time.monotonic() + STATUS_EVERY_S
             status.refresh()
+            if status.api_problems:
+                status.api_detail = _last_warning(children)
             if producer_done is not None:
                 status.published = max(status.published, producer_done)
             # an idle pipeline repeats its status once a minute, not every few seconds
@@ -720,6 +724,17 @@ def _view(
                 )
                 all_done_said = True
     return ExitCode.OK
+
+
+def _last_warning(children: list[Child]) -> str:
+    """The producer's last logged warning, without its time and logger (for the status)."""
+    for child in children:
+        if child.name == "producer":
+            for line in reversed(_log_tail(child, 40).splitlines()):
+                if " WARNING " in line or " ERROR " in line:
+                    message = line.split(": ", 1)[-1]
+                    return message if len(message) <= 80 else message[:79] + "…"
+    return ""
 
 
 def _published_count(child: Child) -> int:

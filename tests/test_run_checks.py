@@ -93,3 +93,11 @@ def test_status_line_says_labeled_rate_dead_letters_lag_and_model() -> None:
         "250 rows not shown",
     ):
         assert part in line, line
+
+
+def test_status_line_names_failed_api_requests_and_the_last_warning() -> None:
+    status = Status(0, 0, api_detail="SPY: connection error (gaierror), retrying in 1.5s")
+    status.api_problems.update({"error": 3})
+    line = status.line(hidden=0)
+    assert "API requests failed: error 3 (last: SPY: connection error (gaierror)" in line
+    assert "rows not shown" not in line

@@ -175,3 +175,42 @@ def test_sigkill_of_run_stops_its_children_and_its_kafka(tmp_path: Path) -> None
     with started_run(tmp_path, bootstrap=None) as run:
         run.process.kill()
         assert_nothing_left(run)
+
+
+BROKER_PARENT = """
+import sys, time
+from pathlib import Path
+from stocksent.local_kafka import LocalKafka
+broker = LocalKafka(port=int(sys.argv[1]), home=Path(sys.argv[2]))
+broker.up()  # as the benchmark and the test fixtures start theirs
+print(broker.pid(), flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_a_broker_started_in_process_stops_when_its_process_is_killed(tmp_path: Path) -> None:
+    # `make bench` stopped by a timeout left its temporary broker running under PID 1
+    port = free_port_pair()
+    parent = subprocess.Popen(
+        [sys.executable, "-c", BROKER_PARENT, str(port), str(tmp_path / "kafka")],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    broker = int(parent.stdout.readline())
+    try:
+        assert _running(broker) and _port_open(port)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + GONE_WITHIN_S
+        while (_running(broker) or _port_open(port)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(broker), "the broker outlived the process that started it"
+        assert not _port_open(port)
+    finally:
+        parent.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(broker, signal.SIGKILL)
