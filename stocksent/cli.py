@@ -39,6 +39,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench.run", "measure model ceiling, naive, pipeline and latency"),
 }
 
+_EXIT_MEANING = {
+    ExitCode.OK: "done",
+    ExitCode.FAILED: "failed while running",
+    ExitCode.BAD_INPUT: "bad input (nothing started)",
+    ExitCode.KAFKA_UNREACHABLE: "Kafka unreachable",
+    ExitCode.IN_USE: "a port in use or a previous run still running",
+    ExitCode.INTERRUPTED: "interrupted while starting",
+}
+
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "STOCKSENT_DEBUG"
 
@@ -68,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stocksent",
         description="Streaming bullish/bearish sentiment for StockTwits messages.",
-        epilog=f"{DEBUG_FLAG} (or {DEBUG_ENV}=1) shows the traceback of a failure.",
+        epilog=(
+            f"A failure is one line; {DEBUG_FLAG} (or {DEBUG_ENV}=1) adds its traceback. "
+            + "Exit codes: "
+            + ", ".join(f"{int(code)} {_EXIT_MEANING[code]}" for code in ExitCode)
+            + "."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"stocksent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

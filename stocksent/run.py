@@ -59,7 +59,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("source", text, "synthetic", "where messages come from", choices=SOURCES),
     Option("symbols", comma_list, ("SPY", "AAPL", "TSLA"), "watchlist for the live source"),
     Option("rate", positive_float, 5.0, "messages/s of the synthetic and replay sources"),
-    Option("replay", optional_path, None, "file for --source replay (API JSON, JSONL or CSV)"),
+    Option(
+        "replay",
+        optional_path,
+        None,
+        "file for --source replay: API JSON, JSONL or CSV (default: the repo's sample, "
+        "samples/stocktwits-messages.jsonl)",
+    ),
     Option("model", text, "", "model directory for the classifier (default: the committed one)"),
     Option("bootstrap_servers", text, "", "use this Kafka instead of starting a local one"),
     Option("kafka_port", port, DEFAULT_PORT, "port of the local Kafka started by run"),
@@ -259,14 +265,14 @@ def classifier_argv(settings: Mapping[str, Any], bootstrap: str) -> list[str]:
 # ---- checks before anything starts -------------------------------------------------------
 
 
-def check_inputs(settings: Mapping[str, Any]) -> None:
+def check_inputs(settings: dict[str, Any]) -> None:
     """Everything that can be checked without starting anything: the replay file, the model,
     the metrics ports. Raises SettingsError (exit 2) or PortInUseError (exit 4)."""
     if settings["source"] == "replay":
         if settings["replay"] is None:
-            raise SettingsError(
-                "--source replay needs --replay FILE (try samples/stocktwits-messages.jsonl)"
-            )
+            if not SAMPLE_REPLAY.is_file():
+                raise SettingsError("--source replay needs --replay FILE")
+            settings["replay"] = SAMPLE_REPLAY  # the sample of this repo
         from producers.replay import ReplayError, check_file
 
         if not settings["replay"].is_file():
@@ -498,7 +504,7 @@ def run_log_dir(root: Path) -> Path:
     return folder
 
 
-def run(settings: Mapping[str, Any], screen: Screen | None = None) -> int:
+def run(settings: dict[str, Any], screen: Screen | None = None) -> int:
     """Runs the pipeline until asked to stop; returns the exit code."""
     screen = screen or Screen()
     check_inputs(settings)

@@ -101,3 +101,16 @@ def test_status_line_names_failed_api_requests_and_the_last_warning() -> None:
     line = status.line(hidden=0)
     assert "API requests failed: error 3 (last: SPY: connection error (gaierror)" in line
     assert "rows not shown" not in line
+
+
+def test_replay_without_a_file_replays_the_sample() -> None:
+    from stocksent.options import resolve
+    from stocksent.run import OPTIONS, SAMPLE_REPLAY, check_inputs
+
+    settings = resolve(
+        {"source": "replay", "classifier_metrics_port": "0", "producer_metrics_port": "0"},
+        OPTIONS,
+        environ={},
+    )
+    check_inputs(settings)
+    assert settings["replay"] == SAMPLE_REPLAY and SAMPLE_REPLAY.is_file()
