@@ -558,6 +558,8 @@ def run(settings: dict[str, Any], screen: Screen | None = None) -> int:
 
         created = create_topics({"bootstrap_servers": bootstrap}, settings["partitions"])
         screen.say(f"topics ready (created: {', '.join(created) or 'none, all existed'})")
+        if screen.closed:  # `| head` already has what it wanted: start nothing more
+            raise StopAskedError
         classifier = _spawn("classifier", classifier_argv(settings, bootstrap), log_dir)
         children.append(classifier)
         _write_record(record_path, children, broker, log_dir)
@@ -565,7 +567,10 @@ def run(settings: dict[str, Any], screen: Screen | None = None) -> int:
         cport = settings["classifier_metrics_port"]
         if cport:
             _wait_ready(
-                f"http://127.0.0.1:{cport}/readyz", classifier, READY_TIMEOUT_S, lambda: stop_asked
+                f"http://127.0.0.1:{cport}/readyz",
+                classifier,
+                READY_TIMEOUT_S,
+                lambda: stop_asked or screen.closed,
             )
         # the live view starts at this moment's records, however late its own start-up ends
         since_ms = int(time.time() * 1000)
@@ -585,7 +590,7 @@ def run(settings: dict[str, Any], screen: Screen | None = None) -> int:
             )
         screen.say(f"source: {_source_text(settings)}. Ctrl-C stops everything.\n")
         starting = False
-        if stop_asked:
+        if stop_asked or screen.closed:
             raise StopAskedError
         code = _view(settings, screen, children, consumers, lambda: stop_asked)
     except StopAskedError:
