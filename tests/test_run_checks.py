@@ -13,7 +13,8 @@ import orjson
 
 from stocksent.failures import ExitCode
 from stocksent.local_kafka import free_port_pair
-from stocksent.run import KEEP_RUN_LOGS, RUN_RECORD, Status, run_log_dir
+from stocksent.live_view import Status
+from stocksent.run import KEEP_RUN_LOGS, RUN_RECORD, run_log_dir
 from stocksent.service_process import REPO_ROOT
 
 
