@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 
 from stocksent.failures import ExitCode
-from stocksent.local_kafka import free_port_pair
 from stocksent.live_view import Status
+from stocksent.local_kafka import free_port_pair
 from stocksent.run import KEEP_RUN_LOGS, RUN_RECORD, run_log_dir
 from stocksent.service_process import REPO_ROOT
 
