@@ -5,13 +5,17 @@ tests/integration/test_sample_replay.py.)"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import re
 import shlex
+import shutil
+import subprocess
 
 import pytest
 
 from stocksent.cli import DEBUG_FLAG, SUBCOMMANDS
+from stocksent.options import add_options, resolve
 from stocksent.reference import COMMANDS, README
 from stocksent.service_process import REPO_ROOT
 
@@ -62,6 +66,28 @@ def test_stocksent_commands_and_flags_exist(line: str) -> None:
         return
     for flag in (w.split("=", 1)[0] for w in words if w.startswith("--")):
         assert flag in accepted | {DEBUG_FLAG, "--help"}, f"{line}: {flag} is not an option"
+    for command, module, attribute in COMMANDS:  # and their values parse
+        if command.split()[1:] == words[: len(command.split()) - 1]:
+            options = getattr(importlib.import_module(module), attribute)
+            parser = argparse.ArgumentParser(exit_on_error=False)
+            add_options(parser, options)
+            given = [w for w in words[len(command.split()) - 1 :] if w != DEBUG_FLAG]
+            resolve(parser.parse_args(given), options, environ={})
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("line", sorted(set(MAKE_LINES)))
+def test_make_lines_expand(line: str) -> None:
+    # a dry run (-n) expands the recipe without running it; VENV elsewhere, so the recipe of
+    # `install` is printed, never run against a real environment
+    result = subprocess.run(
+        [*shlex.split(line), "-n", "VENV=/nonexistent/venv"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("line", MAKE_LINES)
