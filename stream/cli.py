@@ -103,7 +103,7 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
             predictor = load_predictor(
                 settings.model, settings.inference_threads, settings.inference_workers
             )
-        except Exception as err:  # the whole story is in the log; the user gets its gist
+        except Exception as err:  # one line; --debug (or --log-level DEBUG) has the traceback
             log.debug("loading the model failed", exc_info=True)
             raise BadInputError(
                 f"--model {settings.model or '(pretrained)'}: cannot load it: {err}"
