@@ -133,7 +133,7 @@ def command_line(pid: int, limit: int = 80) -> str:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
-    text = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+    text = " ".join(raw.decode(errors="replace").replace("\0", " ").split())  # one line
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

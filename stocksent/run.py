@@ -225,8 +225,8 @@ def classifier_argv(settings: Mapping[str, Any], bootstrap: str) -> list[str]:
 
 
 def check_inputs(settings: dict[str, Any]) -> None:
-    """Everything that can be checked without starting anything: the replay file, the model,
-    the metrics ports. Raises SettingsError (exit 2) or PortInUseError (exit 4)."""
+    """The inputs, checked before anything starts: the replay file (the repo's sample when
+    none is named) and the model. Raises SettingsError (exit 2)."""
     if settings["source"] == "replay":
         if settings["replay"] is None:
             if not SAMPLE_REPLAY.is_file():
@@ -244,12 +244,17 @@ def check_inputs(settings: dict[str, Any]) -> None:
         from stream.settings import OPTIONS as CLASSIFIER_OPTIONS
 
         resolve({"model": settings["model"]}, [o for o in CLASSIFIER_OPTIONS if o.name == "model"])
+    first, second = settings["classifier_metrics_port"], settings["producer_metrics_port"]
+    if first and first == second:
+        raise SettingsError("--classifier-metrics-port and --producer-metrics-port must differ")
+
+
+def check_ports(settings: Mapping[str, Any]) -> None:
+    """The metrics ports are free; PortInUseError (exit 4) naming who holds one otherwise."""
     ports = (
         (settings["classifier_metrics_port"], "classifier metrics", "--classifier-metrics-port"),
         (settings["producer_metrics_port"], "producer metrics", "--producer-metrics-port"),
     )
-    if ports[0][0] and ports[0][0] == ports[1][0]:
-        raise SettingsError("--classifier-metrics-port and --producer-metrics-port must differ")
     for number, what, flag in ports:
         check_port_free("127.0.0.1", number, what, flag)
 
@@ -265,7 +270,7 @@ def _alive_stocksent(pid: int) -> str:
         return ""
     if state == "Z":
         return ""
-    cmd = command_line(pid, limit=200)
+    cmd = command_line(pid, limit=100_000)
     return cmd if ("stocksent" in cmd or "kafka.Kafka" in cmd) else ""
 
 
@@ -283,7 +288,7 @@ def find_previous_run(record_path: Path, settings: Mapping[str, Any]) -> dict[st
         (settings["producer_metrics_port"], "producer"),
     ):
         owner = port_owner(number) if number else None
-        if owner and "stocksent" in owner[1] and owner[0] not in found.values():
+        if owner and _alive_stocksent(owner[0]) and owner[0] not in found.values():
             found[name] = owner[0]
     return found
 
@@ -345,14 +350,20 @@ def run(settings: dict[str, Any], screen: Screen | None = None) -> int:
     record_path = log_root / RUN_RECORD
     previous = find_previous_run(record_path, settings)
     if previous and not settings["stop_previous"]:
+        what = (
+            "a previous stocksent run is still running"
+            if "run" in previous
+            else "stocksent processes of an earlier run are still running"
+        )
         raise CommandError(
-            f"a previous stocksent run is still running ({_describe(previous)}): stop it with "
-            f"`stocksent run --stop-previous` (or kill {' '.join(map(str, previous.values()))})",
+            f"{what} ({_describe(previous)}): stop them with `stocksent run --stop-previous` "
+            f"(or kill {' '.join(map(str, previous.values()))})",
             ExitCode.IN_USE,
         )
     if previous:
         screen.say(f"stopping a previous run ({_describe(previous)}) ...")
         stop_processes(previous)
+    check_ports(settings)  # after a previous run's services let go of theirs
     if settings["bootstrap_servers"]:
         check_kafka(
             {"bootstrap_servers": settings["bootstrap_servers"]}, settings["connect_timeout"]

@@ -55,6 +55,7 @@ def test_a_previous_run_still_running_is_named_in_one_line(tmp_path: Path) -> No
         (line,) = refused.stderr.strip().splitlines()
         assert f"classifier {leftover.pid}" in line
         assert "stocksent run --stop-previous" in line and f"kill {leftover.pid}" in line
+        assert "of an earlier run are still running" in line  # its run process is gone
         assert leftover.poll() is None, "refusing must not stop anything"
         # --stop-previous stops it, then goes on (here to a Kafka that is not there)
         stopped = _stocksent(
@@ -115,3 +116,42 @@ def test_replay_without_a_file_replays_the_sample() -> None:
     )
     check_inputs(settings)
     assert settings["replay"] == SAMPLE_REPLAY and SAMPLE_REPLAY.is_file()
+
+
+LISTENING_CLASSIFIER = """
+import socket, sys, time
+holder = socket.socket()
+holder.bind(("127.0.0.1", int(sys.argv[1])))
+holder.listen()
+print("listening", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_leftover_service_without_a_record_is_found_by_its_port(tmp_path: Path) -> None:
+    # what older versions left behind: a classifier on the metrics port, no run record
+    metrics = free_port_pair()
+    leftover = subprocess.Popen(
+        [sys.executable, "-c", LISTENING_CLASSIFIER, str(metrics), "stocksent", "classify"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert leftover.stdout is not None and leftover.stdout.readline() == b"listening\n"
+        ports = [
+            "--classifier-metrics-port",
+            str(metrics),
+            "--producer-metrics-port",
+            str(metrics + 1),
+        ]
+        refused = _stocksent("run", "--log-dir", str(tmp_path), *ports)
+        assert refused.returncode == ExitCode.IN_USE, refused.stderr
+        assert f"classifier {leftover.pid}" in refused.stderr
+        stopped = _stocksent(
+            "run", "--log-dir", str(tmp_path), *ports, "--stop-previous",
+            "--bootstrap-servers", "nowhere:1",
+        )  # fmt: skip
+        assert leftover.wait(timeout=5) is not None
+        assert stopped.returncode == ExitCode.KAFKA_UNREACHABLE, stopped.stderr
+    finally:
+        leftover.kill()
+        leftover.wait()
