@@ -263,15 +263,20 @@ def check_ports(settings: Mapping[str, Any]) -> None:
 
 
 def _alive_stocksent(pid: int) -> str:
-    """The command line of `pid` when it is a live stocksent or Kafka process, else ''."""
+    """The command line of `pid` when it is a live stocksent command (`stocksent ...` or
+    `python -m stocksent.cli ...`) or a Kafka broker, else ''. A path that merely contains
+    the word (a checkout named stocksent) does not count."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except (OSError, IndexError):
         return ""
     if state == "Z":
         return ""
-    cmd = command_line(pid, limit=100_000)
-    return cmd if ("stocksent" in cmd or "kafka.Kafka" in cmd) else ""
+    ours = any(
+        Path(arg).name == "stocksent" or arg in ("stocksent.cli", "kafka.Kafka") for arg in argv
+    )
+    return command_line(pid) if ours else ""
 
 
 def find_previous_run(record_path: Path, settings: Mapping[str, Any]) -> dict[str, int]:

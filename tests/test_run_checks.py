@@ -155,3 +155,20 @@ def test_a_leftover_service_without_a_record_is_found_by_its_port(tmp_path: Path
     finally:
         leftover.kill()
         leftover.wait()
+
+
+def test_only_stocksent_commands_count_as_leftovers_not_paths_that_name_it() -> None:
+    from stocksent.run import _alive_stocksent
+
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    command = subprocess.Popen([*sleep, "stocksent", "classify"])
+    checkout = subprocess.Popen([*sleep, "/home/ci/stocksent/tests/test_x.py"])
+    try:
+        time.sleep(0.2)
+        assert "stocksent classify" in _alive_stocksent(command.pid)
+        assert _alive_stocksent(checkout.pid) == ""
+    finally:
+        for process in (command, checkout):
+            process.kill()
+            process.wait()
+    assert _alive_stocksent(command.pid) == ""  # gone
