@@ -160,3 +160,13 @@ def test_debug_shows_the_traceback() -> None:
     code, _, err, _ = stocksent("tail", "--bootstrap-servers", "nowhere:1", "--debug")
     assert code == ExitCode.KAFKA_UNREACHABLE
     assert "Traceback" in err
+
+
+def test_a_port_that_is_not_kafka() -> None:
+    port = free_port()
+    with listening(port):  # accepts connections, never answers like a broker
+        code, out, err, seconds = stocksent(
+            "topics", "create", "--bootstrap-servers", f"127.0.0.1:{port}", "--connect-timeout", "2"
+        )
+    line = assert_one_line_error(code, out, err, seconds, ExitCode.KAFKA_UNREACHABLE)
+    assert f"no Kafka answered at 127.0.0.1:{port} within 2s" in line
