@@ -11,15 +11,18 @@ PYTEST_ARGS ?=
 .PHONY: docs prometheus help install test test-unit test-integration test-slow lint format run kafka-up kafka-down kafka-status bench drift-demo clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' -e 's/$$(KAFKA_PORT)/$(KAFKA_PORT)/g'
 
 install: $(STAMP)  ## create .venv and install the project with its dev and train extras
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
+	@test -x $(BIN)/python || { echo "make: creating the virtualenv $(VENV) ..."; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing the project into $(VENV) with its dev and train extras;"
+	@echo "      about 2.6 GB once installed, TensorFlow 1.9 GB of it: the first time takes a while ..."
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev,train]'
 	@touch $@
+	@echo "make: installed ($(VENV)/bin/stocksent)"
 
 test: install prometheus  ## unit + integration tests (starts its own Kafka on a free port); slow suites excluded
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -42,7 +45,7 @@ format: install  ## apply ruff's formatter and import sorting
 	$(BIN)/ruff check --fix --select I .
 	$(BIN)/ruff format .
 
-run: install  ## start Kafka, producer, classifier; show the stream (SOURCE=live SYMBOLS=SPY,AAPL to go live)
+run: install  ## start Kafka, producer, classifier; show the stream (SOURCE=replay REPLAY=samples/stocktwits-messages.jsonl, or SOURCE=live SYMBOLS=SPY,AAPL)
 	$(BIN)/stocksent run --kafka-port $(KAFKA_PORT) \
 		$(if $(SOURCE),--source $(SOURCE)) $(if $(SYMBOLS),--symbols $(SYMBOLS)) \
 		$(if $(RATE),--rate $(RATE)) $(if $(REPLAY),--replay $(REPLAY)) \
@@ -60,7 +63,7 @@ kafka-status: install  ## is it running, where is its log
 prometheus:  ## install prometheus and promtool (Debian package) for the deploy tests
 	@bash scripts/install-prometheus.sh || echo "prometheus not installed: the tests that need it will skip"
 
-docs: install  ## regenerate the README's configuration and metrics tables from the code
+docs: install  ## regenerate docs/REFERENCE.md (every option and metric) from the code
 	$(BIN)/python -m stocksent.reference
 
 bench: install  ## the speed benchmark (writes bench/results/latest.json)

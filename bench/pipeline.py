@@ -120,6 +120,7 @@ def offered_load_latency(
     comes from bench/LoadGenerator.java (the official Java producer); the input timestamps
     are read back from the input topic afterwards, matched to the outputs by key.
     """
+    from stocksent.children import exits_with_parent
     from stocksent.local_kafka import LocalKafka
 
     java = jdk_or_fail()
@@ -143,8 +144,11 @@ def offered_load_latency(
                 str(LOAD_GENERATOR), bootstrap, str(templates), str(FIRST_ID), str(total),
                 repr(rate), warm_up_topic, repr(warm_up_s), input_topic,
             ]  # fmt: skip
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=seconds + warm_up_s + 600
+            done = subprocess.run(  # a benchmark that is killed takes its load generator along
+                exits_with_parent(command),
+                capture_output=True,
+                text=True,
+                timeout=seconds + warm_up_s + 600,
             )
         if done.returncode != 0:
             raise RuntimeError(

@@ -42,7 +42,7 @@ def load_messages(data_dir: Path, count: int) -> list[dict[str, Any]]:
     path = data_dir / "test.csv.gz"
     if not path.is_file():
         raise SystemExit(f"bench: the canonical test split is needed at {path}")
-    base = list(read_messages(path))
+    base = [m for m in read_messages(path) if isinstance(m, dict)]  # a CSV gives only dicts
     return [{**base[i % len(base)], "id": 10_000_000 + i} for i in range(count)]
 
 

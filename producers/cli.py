@@ -32,8 +32,8 @@ from producers.metrics import (
 )
 from producers.poller import LivePoller
 from producers.publisher import KafkaPublisher, PublishError
-from producers.replay import ReplayError, read_messages
-from producers.state import DEFAULT_STATE_PATH, FileStateStore, StateError
+from producers.replay import ReplayError, check_file, read_messages
+from producers.state import FileStateStore, StateError, default_state_path
 from producers.stocktwits_api import DEFAULT_API_BASE_URL, DEFAULT_USER_AGENT, StockTwitsClient
 from producers.synthetic import SyntheticMessages
 from stocksent.kafka_settings import CONNECTION_OPTIONS
@@ -56,6 +56,7 @@ from stocksent.options import (
     resolve,
     text,
 )
+from stocksent.preflight import check_kafka, check_port_free
 from stocksent.topics import INPUT_TOPIC
 
 log = logging.getLogger("producers")
@@ -106,7 +107,13 @@ PRODUCER_OPTIONS: tuple[Option, ...] = (
         900.0,
         "seconds requests pause after a block page (doubles while still blocked)",
     ),
-    Option("state", optional_path, DEFAULT_STATE_PATH, "JSON file of per-symbol high-water ids"),
+    Option(
+        "state",
+        optional_path,
+        None,
+        "JSON file of per-symbol high-water ids (default: producer-state.json in "
+        "$STOCKSENT_STATE_DIR, else ~/.local/state/stocksent)",
+    ),
     Option("once", boolean, False, "poll every symbol once (paging back), then exit", is_flag=True),
     Option("replay", existing_file, None, "replay a file: API response .json, .jsonl or .csv"),
     Option("synthetic", boolean, False, "publish generated messages", is_flag=True),
@@ -146,6 +153,10 @@ def main(argv: list[str], prog: str = "stocksent produce") -> int:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     _configure_logging(settings["log_level"])
+
+    # before anything starts: a taken port or an absent Kafka is one line in seconds
+    check_port_free(settings["metrics_host"], settings["metrics_port"], "metrics", "--metrics-port")
+    check_kafka(settings, settings["connect_timeout"])
     print(
         f"{prog}: effective configuration\n{describe(settings, PRODUCER_OPTIONS)}", file=sys.stderr
     )
@@ -259,11 +270,16 @@ def _run_live(
 def _check_combination(settings: dict[str, Any]) -> None:
     if settings["replay"] is not None and settings["synthetic"]:
         raise SettingsError("--replay and --synthetic are two sources: choose one")
+    if settings["replay"] is not None:
+        try:
+            check_file(settings["replay"])
+        except ReplayError as err:
+            raise SettingsError(f"--replay: {err}") from None
     live = settings["replay"] is None and not settings["synthetic"]
     if live and not settings["symbols"]:
         raise SettingsError("--symbols (STOCKSENT_SYMBOLS) is required for the live source")
     if live and settings["state"] is None:
-        raise SettingsError("--state must name a file for the live source")
+        settings["state"] = default_state_path()
     if settings["once"] and not live:
         raise SettingsError("--once applies to the live source only")
     if settings["loop"] and live:

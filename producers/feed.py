@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from producers.messages import iso_utc_ms
+from producers.messages import RawRecord, iso_utc_ms
 from producers.metrics import Source
 from producers.publisher import MessageSink
 
@@ -48,7 +48,7 @@ class Pacer:
 
 
 def feed(
-    messages: Iterable[dict[str, Any]],
+    messages: Iterable[dict[str, Any] | RawRecord],
     sink: MessageSink,
     source: Source,
     *,

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A replay line that is not a JSON object, published as it was so that the classifier
+    dead-letters it with the reason, as it would any bad record from the API."""
+
+    value: bytes
+    where: str  # file:line, for logs
 
 
 def message_id(message: dict[str, Any]) -> int | None:

@@ -1,6 +1,7 @@
 """Publishing message objects to the input topic, as docs/CONTRACTS.md specifies.
 
-Key: the message id as ASCII digits. Value: the message object as received, serialised with
+Key: the message id as ASCII digits (none when the object has no integer id: the
+classifier dead-letters it, as it does a replay line that is not JSON). Value: the message object as received, serialised with
 orjson (key order and unknown fields kept). Headers: `source`, `symbol` (live only),
 `fetched_at` (ISO-8601 UTC). The Kafka producer is idempotent with `acks=all`
 (`stocksent.kafka_settings.producer_config`). `flush()` returns only when every record sent
@@ -21,11 +22,14 @@ from typing import Any, Protocol
 import orjson
 from kafka import KafkaProducer
 
-from producers.messages import message_id
+from producers.messages import RawRecord, message_id
 from producers.metrics import ProducerMetrics, Source
 from stocksent.kafka_settings import producer_config
 
 log = logging.getLogger(__name__)
+
+WARN_WITHOUT_ID = 10
+"""Records without an integer id are logged one by one up to this many, then only counted."""
 
 
 class PublishError(RuntimeError):
@@ -36,7 +40,12 @@ class MessageSink(Protocol):
     """Where sources put messages."""
 
     def send(
-        self, message: dict[str, Any], *, source: Source, symbol: str | None, fetched_at: str
+        self,
+        message: dict[str, Any] | RawRecord,
+        *,
+        source: Source,
+        symbol: str | None,
+        fetched_at: str,
     ) -> None:
         """Queues one message for publishing."""
 
@@ -47,12 +56,18 @@ class MessageSink(Protocol):
         """Flushes, then releases the connection."""
 
 
-def record_key(message: dict[str, Any]) -> bytes:
-    """The Kafka key: the message id as ASCII digits; ValueError when there is none."""
+def record_key(message: dict[str, Any] | RawRecord) -> bytes | None:
+    """The Kafka key: the message id as ASCII digits; None when there is no integer id (such
+    a record is still published, and the classifier dead-letters it with the reason)."""
+    if isinstance(message, RawRecord):
+        return None
     ident = message_id(message)
-    if ident is None:
-        raise ValueError(f"message has no integer id: {str(message)[:120]}")
-    return str(ident).encode("ascii")
+    return None if ident is None else str(ident).encode("ascii")
+
+
+def record_value(message: dict[str, Any] | RawRecord) -> bytes:
+    """The Kafka value: the message object as JSON, or a replay line's bytes as they were."""
+    return message.value if isinstance(message, RawRecord) else orjson.dumps(message)
 
 
 def record_headers(source: Source, symbol: str | None, fetched_at: str) -> list[tuple[str, bytes]]:
@@ -81,15 +96,30 @@ class KafkaPublisher:
         self._acked: Counter[Source] = Counter()
         self._failures: list[str] = []
         self._closed = False
+        self._without_id = 0
 
     def send(
-        self, message: dict[str, Any], *, source: Source, symbol: str | None, fetched_at: str
+        self,
+        message: dict[str, Any] | RawRecord,
+        *,
+        source: Source,
+        symbol: str | None,
+        fetched_at: str,
     ) -> None:
         """Queues one record; acknowledgements are counted as they arrive."""
+        key = record_key(message)
+        if key is None:
+            self._without_id += 1
+            if self._without_id <= WARN_WITHOUT_ID:
+                log.warning(
+                    "publishing a record without an integer id (the classifier will "
+                    "dead-letter it): %.120s",
+                    record_value(message),
+                )
         future = self._producer.send(
             self.topic,
-            key=record_key(message),
-            value=orjson.dumps(message),
+            key=key,
+            value=record_value(message),
             headers=record_headers(source, symbol, fetched_at),
         )
         # Callbacks, not kept futures: memory stays bounded however long a replay runs.
@@ -102,8 +132,6 @@ class KafkaPublisher:
         with self._lock:
             acked, self._acked = self._acked, Counter()
             failures, self._failures = self._failures, []
-        for source, count in acked.items():
-            self._metrics.messages_published.labels(source=source.value).inc(count)
         if failures:
             raise PublishError(
                 f"{len(failures)} record(s) not acknowledged by Kafka, first: {failures[0]}"
@@ -121,6 +149,8 @@ class KafkaPublisher:
             self._producer.close()
 
     def _on_ack(self, source: Source, _metadata: Any) -> None:
+        # counted as each ack arrives, so /metrics is live, not a step every flush
+        self._metrics.messages_published.labels(source=source.value).inc()
         with self._lock:
             self._acked[source] += 1
 

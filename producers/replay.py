@@ -2,7 +2,9 @@
 
 - `.json`: a saved API response (`{"messages": [...], ...}`) or a JSON array of messages;
   each message is published exactly as saved.
-- `.jsonl` / `.ndjson`: one message object a line, published as saved.
+- `.jsonl` / `.ndjson`: one message object a line, published as saved. A line that is not a
+  JSON object is published as it is, without a key, so that the classifier dead-letters it
+  (a replay exercises the DLQ as live traffic would); blank lines are skipped.
 - `.csv` / `.csv.gz`: rows with a `message` column (optionally `sentiment`, `created_at`),
   such as the SPY 2017 data set. Each row becomes a StockTwits-shaped object (see
   `wrap_text`): a stable id derived from the text, the body HTML-escaped as the API sends it,
@@ -26,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from producers.messages import iso_utc
+from producers.messages import RawRecord, iso_utc
 
 CASHTAG = re.compile(r"\$([A-Za-z][A-Za-z0-9.]{0,9})\b")
 SENTIMENTS = {"bullish": "Bullish", "bearish": "Bearish"}
@@ -49,8 +51,9 @@ def replay_format(path: Path) -> str:
 
 def read_messages(
     path: Path | str, *, clock: Callable[[], float] = time.time
-) -> Iterator[dict[str, Any]]:
-    """The message objects of a replay file, in file order."""
+) -> Iterator[dict[str, Any] | RawRecord]:
+    """The message objects of a replay file, in file order; a JSONL line that is not a JSON
+    object comes as a `RawRecord`, to be published as it is (the classifier dead-letters it)."""
     path = Path(path)
     kind = replay_format(path)
     if kind == "json":
@@ -59,6 +62,28 @@ def read_messages(
         yield from _read_jsonl(path)
     else:
         yield from _read_csv(path, clock)
+
+
+def check_file(path: Path | str) -> str:
+    """Checks, before anything starts, that `path` is a replay file this module reads: a
+    known format, readable, a CSV with a `message` column, a JSON file that holds messages,
+    a JSONL file whose first line is a message. Returns its format; raises ReplayError."""
+    path = Path(path)
+    kind = replay_format(path)
+    try:
+        if kind == "json":
+            next(_read_json(path), None)
+        elif kind == "csv":
+            next(_read_csv(path, time.time), None)
+        else:
+            first = next(_read_jsonl(path), None)
+            if first is None:
+                raise ReplayError(f"{path}: no message in it")
+            if isinstance(first, RawRecord):
+                raise ReplayError(f"{first.where}: the first line is not a JSON object")
+    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as err:
+        raise ReplayError(f"{path}: cannot be read: {err}") from None
+    return kind
 
 
 def stable_id(text: str) -> int:
@@ -85,13 +110,19 @@ def wrap_text(
     }
 
 
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
 def _open_text(path: Path) -> io.TextIOBase:
     if path.name.lower().endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
 
 
-def _read_json(path: Path) -> Iterator[dict[str, Any]]:
+def _read_json(path: Path) -> Iterator[dict[str, Any] | RawRecord]:
     try:
         with _open_text(path) as handle:
             data = orjson.loads(handle.read())
@@ -101,23 +132,25 @@ def _read_json(path: Path) -> Iterator[dict[str, Any]]:
     if not isinstance(messages, list):
         raise ReplayError(f"{path}: expected an API response with `messages` or a JSON array")
     for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise ReplayError(f"{path}: messages[{index}] is not an object")
-        yield message
+        if isinstance(message, dict):
+            yield message
+        else:  # the classifier dead-letters it as not_an_object
+            yield RawRecord(orjson.dumps(message), f"{path}: messages[{index}]")
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with _open_text(path) as handle:
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any] | RawRecord]:
+    with _open_binary(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 message = orjson.loads(line)
-            except orjson.JSONDecodeError as err:
-                raise ReplayError(f"{path}:{number}: not valid JSON: {err}") from None
-            if not isinstance(message, dict):
-                raise ReplayError(f"{path}:{number}: not a JSON object")
-            yield message
+            except orjson.JSONDecodeError:
+                message = None
+            if isinstance(message, dict):
+                yield message
+            else:  # the classifier dead-letters it with the reason; the replay goes on
+                yield RawRecord(line.rstrip(b"\r\n"), f"{path}:{number}")
 
 
 def _read_csv(path: Path, clock: Callable[[], float]) -> Iterator[dict[str, Any]]:

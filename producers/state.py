@@ -1,6 +1,7 @@
 """Per-symbol high-water ids of the live poller, persisted in a JSON file written atomically.
 
-Choice: a local JSON file (`--state`, default `stocksent-producer-state.json`), not the
+Choice: a local JSON file (`--state`, default `producer-state.json` in the state directory,
+`$STOCKSENT_STATE_DIR`, else `$XDG_STATE_HOME/stocksent`, else `~/.local/state/stocksent`), not the
 compacted topic. Reason: it is read and written without a broker round trip, is trivially
 inspectable (`cat`), and its atomic replace (write temp file, fsync, `os.replace`) never
 leaves a half-written state. In containers, mount a volume at the state path.
@@ -31,7 +32,22 @@ from pathlib import Path
 from typing import Any
 
 FORMAT_VERSION = 1
-DEFAULT_STATE_PATH = Path("stocksent-producer-state.json")
+STATE_FILE_NAME = "producer-state.json"
+
+
+def state_dir() -> Path:
+    """Where the producer keeps its state: $STOCKSENT_STATE_DIR, else $XDG_STATE_HOME/stocksent,
+    else ~/.local/state/stocksent (never the working directory, which may be a checkout)."""
+    configured = os.environ.get("STOCKSENT_STATE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "stocksent"
+
+
+def default_state_path() -> Path:
+    """The state file used when `--state` is not given."""
+    return state_dir() / STATE_FILE_NAME
 
 
 class StateError(ValueError):

@@ -34,7 +34,8 @@ def main(argv: list[str], prog: str = "stocksent kafka") -> int:
     broker = LocalKafka(port=args.port, version=args.kafka_version)
     try:
         if args.action == "up":
-            started = broker.up()
+            # this broker outlives the command: `stocksent kafka down` stops it
+            started = broker.up(exit_with_parent=False)
             state = "started" if started else "already running, reused"
             print(f"Kafka {broker.kafka_version()} {state} (pid {broker.pid()})")
             print(f"bootstrap servers: {broker.bootstrap}")

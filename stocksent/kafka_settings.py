@@ -13,6 +13,7 @@ from stocksent.options import (
     SettingsError,
     existing_file,
     non_empty_text,
+    positive_float,
     text,
 )
 
@@ -35,6 +36,12 @@ CONNECTION_OPTIONS: tuple[Option, ...] = (
     Option("ssl_cafile", existing_file, None, "CA bundle that signs the brokers' certificates"),
     Option("ssl_certfile", existing_file, None, "client certificate (PEM) for mutual TLS"),
     Option("ssl_keyfile", existing_file, None, "client private key (PEM) for mutual TLS"),
+    Option(
+        "connect_timeout",
+        positive_float,
+        10.0,
+        "seconds to wait for Kafka at start-up before failing with exit code 3",
+    ),
 )
 
 

@@ -23,6 +23,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from stocksent.children import exits_with_parent
+from stocksent.preflight import check_port_free
+
 DEFAULT_KAFKA_VERSION = "4.1.1"
 DEFAULT_PORT = 9092
 DEFAULT_HOST = "127.0.0.1"
@@ -157,10 +160,23 @@ class LocalKafka:
             return None  # the PID was reused by another process
         return pid
 
-    def up(self, timeout_s: float = READY_TIMEOUT_S) -> bool:
-        """Starts the broker unless it already runs; returns True when it started it."""
+    def up(
+        self,
+        timeout_s: float = READY_TIMEOUT_S,
+        *,
+        exit_with_parent: bool = True,
+        port_flag: str = "--port",
+    ) -> bool:
+        """Starts the broker unless it already runs; returns True when it started it.
+
+        With `exit_with_parent` (the default: `stocksent run`, the benchmark, the tests) the
+        broker gets SIGTERM when the calling thread exits, however it exits; `stocksent kafka
+        up` passes False, because its broker is meant to outlive it. A port held by another
+        program fails at once with PortInUseError naming it (`port_flag` chooses another)."""
         if self.pid() is not None and self.is_ready(timeout_s=5):
             return False
+        for port, what in ((self.port, "Kafka"), (self._controller_port(), "Kafka controller")):
+            check_port_free(self.host, port, what, port_flag)
         java = java_or_fail()
         self.resolve_jars()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -168,8 +184,9 @@ class LocalKafka:
         if not (self.data_dir / "meta.properties").exists():
             self._format(java, properties)
         log = self.log_file.open("ab")
+        argv = [java, *self._jvm_options(), "-cp", f"{self.libs}/*", "kafka.Kafka", str(properties)]
         process = subprocess.Popen(
-            [java, *self._jvm_options(), "-cp", f"{self.libs}/*", "kafka.Kafka", str(properties)],
+            exits_with_parent(argv) if exit_with_parent else argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -206,11 +206,21 @@ def resolve(
                 value = option.parse(raw)
             except ValueError as err:
                 shown = "********" if option.secret else repr(raw)
-                raise SettingsError(f"{origin}: {shown} is not valid: {err}") from None
+                raise SettingsError(f"{origin}: {shown} is not valid: {_reason(err)}") from None
         else:
             value = raw
         values[option.name] = Secret(value) if option.secret and isinstance(value, str) else value
     return values
+
+
+def _reason(err: ValueError) -> str:
+    # int('abc') and float('abc') explain themselves in Python's words, not the user's
+    message = str(err)
+    if message.startswith("invalid literal for int()"):
+        return "must be a whole number"
+    if message.startswith("could not convert string to float"):
+        return "must be a number"
+    return message
 
 
 def describe(values: Mapping[str, Any], options: Sequence[Option]) -> str:

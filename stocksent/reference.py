@@ -1,6 +1,6 @@
-"""The README's reference tables, generated from the definitions themselves: every option
-(flag, environment variable, default) and every metric (type, labels, help). `make docs`
-rewrites them; a test fails when README.md is out of date, so the two never drift."""
+"""The reference tables of docs/REFERENCE.md, generated from the definitions themselves: every
+option (flag, environment variable, default) and every metric (type, labels, help). `make
+docs` rewrites them; a test fails when the page is out of date, so the two never drift."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from stocksent.kafka_settings import CONNECTION_OPTIONS
 from stocksent.options import Option
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+REFERENCE = README.parent / "docs" / "REFERENCE.md"
 
 # (command, module, attribute holding its Option tuple)
 COMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -116,11 +117,11 @@ SECTIONS = {"config": configuration_reference, "metrics": metrics_reference}
 
 
 def render(text: str) -> str:
-    """README text with every generated section replaced by its current content."""
+    """Page text with every generated section replaced by its current content."""
     for key, build in SECTIONS.items():
         start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
         if start not in text or end not in text:
-            raise ValueError(f"README.md has no {start} ... {end} markers")
+            raise ValueError(f"{REFERENCE.name} has no {start} ... {end} markers")
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
         text = f"{head}{start}\n{build()}{end}{tail}"
@@ -128,18 +129,18 @@ def render(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m stocksent.reference [--check]`: rewrite (or check) README.md."""
+    """`python -m stocksent.reference [--check]`: rewrite (or check) docs/REFERENCE.md."""
     parser = argparse.ArgumentParser(prog="python -m stocksent.reference", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail when README.md is stale")
+    parser.add_argument("--check", action="store_true", help="fail when docs/REFERENCE.md is stale")
     args = parser.parse_args(argv)
-    current = README.read_text(encoding="utf-8")
+    current = REFERENCE.read_text(encoding="utf-8")
     fresh = render(current)
     if args.check:
         if fresh != current:
-            print("README.md reference tables are stale: run `make docs`", file=sys.stderr)
+            print("docs/REFERENCE.md tables are stale: run `make docs`", file=sys.stderr)
             return 1
         return 0
-    README.write_text(fresh, encoding="utf-8")
+    REFERENCE.write_text(fresh, encoding="utf-8")
     return 0
 
 

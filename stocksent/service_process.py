@@ -5,7 +5,6 @@ benchmark and the integration tests, so both run the service exactly as an opera
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,18 +14,12 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from stocksent.children import exits_with_parent
 from stocksent.local_kafka import free_port
 
+__all__ = ["REPO_ROOT", "ServiceProcess", "exits_with_parent"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def exits_with_parent(argv: Sequence[str]) -> list[str]:
-    """`argv` run so that Linux sends it SIGTERM when the thread that started it exits
-    (`setpriv --pdeathsig`, util-linux): a benchmark or test run that is killed does not
-    leave a service running on, competing for the cores of the next one. Unchanged where
-    setpriv is missing. Start services from a thread that outlives them (the main one)."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
 
 
 class ServiceProcess:

@@ -11,6 +11,7 @@ from typing import Any
 from stocksent import topics
 from stocksent.kafka_settings import CONNECTION_OPTIONS, client_config
 from stocksent.options import Option, SettingsError, add_options, positive_int, resolve
+from stocksent.preflight import check_kafka
 
 OPTIONS: tuple[Option, ...] = (
     *CONNECTION_OPTIONS,
@@ -76,6 +77,7 @@ def main(argv: list[str], prog: str = "stocksent topics") -> int:
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    check_kafka(settings, settings["connect_timeout"])
     created = create_topics(settings, settings["partitions"])
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
     return 0

@@ -54,6 +54,8 @@ def _model_spec(value: str) -> str:
         return value
     if value and not Path(value).is_dir():
         raise ValueError("no such model directory")
+    if value and not (Path(value) / "saved_model.pb").is_file():
+        raise ValueError("not an exported model (no saved_model.pb in it)")
     return value
 
 

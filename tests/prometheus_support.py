@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from stocksent.children import exits_with_parent
 from stocksent.local_kafka import free_port
 from stocksent.service_process import REPO_ROOT
 
@@ -241,14 +242,16 @@ class RunningPrometheus:
         (self.workdir / "data").mkdir(exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={self.config_path}",
-                    f"--storage.tsdb.path={self.workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--storage.tsdb.retention.time=1h",
-                    "--log.level=warn",
-                ],
+                exits_with_parent(  # a killed test run leaves no Prometheus behind
+                    [
+                        binary,
+                        f"--config.file={self.config_path}",
+                        f"--storage.tsdb.path={self.workdir / 'data'}",
+                        f"--web.listen-address=127.0.0.1:{self.port}",
+                        "--storage.tsdb.retention.time=1h",
+                        "--log.level=warn",
+                    ]
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,

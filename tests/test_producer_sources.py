@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from producers.feed import Pacer
-from producers.messages import created_at_epoch, message_id
+from producers.messages import RawRecord, created_at_epoch, message_id
 from producers.replay import ReplayError, read_messages, stable_id, wrap_text
 from producers.synthetic import SyntheticMessages
 
@@ -84,10 +84,19 @@ def test_jsonl_gz_and_json_array(tmp_path: Path) -> None:
     assert list(read_messages(array)) == [{"id": 3}]
 
 
+def test_jsonl_lines_that_are_not_objects_pass_through_raw(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b'{"id": 1}\n{"id": \n[1, 2]\n\n{"id": "x1", "body": "hi"}\n')
+    read = list(read_messages(path))
+    assert read[0] == {"id": 1}
+    assert read[1] == RawRecord(b'{"id": ', f"{path}:2")
+    assert read[2] == RawRecord(b"[1, 2]", f"{path}:3")
+    assert read[3] == {"id": "x1", "body": "hi"}  # the classifier judges the id, not the replay
+
+
 @pytest.mark.parametrize(
     ("name", "content", "error"),
     [
-        ("bad.jsonl", '{"id": 1}\n{"id": \n', "bad.jsonl:2: not valid JSON"),
         ("bad.json", '{"messages": 3}', "expected an API response"),
         ("bad.csv", "text,label\nhello,bullish\n", "no `message` column"),
         ("bad.txt", "x", "unknown replay format"),
@@ -137,3 +146,19 @@ def test_pacer_spaces_events_at_the_rate() -> None:
     for _ in range(100):
         unlimited.wait()
     assert len(slept) == before
+
+
+def test_live_state_defaults_to_the_state_directory_not_the_working_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from producers.cli import PRODUCER_OPTIONS, _check_combination
+    from producers.state import default_state_path
+    from stocksent.options import resolve
+
+    monkeypatch.setenv("STOCKSENT_STATE_DIR", str(tmp_path / "state"))
+    settings = resolve({"symbols": "SPY"}, PRODUCER_OPTIONS, environ={})
+    _check_combination(settings)
+    assert settings["state"] == default_state_path() == tmp_path / "state" / "producer-state.json"
+    monkeypatch.delenv("STOCKSENT_STATE_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert default_state_path() == tmp_path / "xdg" / "stocksent" / "producer-state.json"

@@ -1,4 +1,5 @@
-"""The README's generated tables match the code, and its output example fits the schema."""
+"""The generated reference tables match the code, and the README's output example fits the
+schema."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import re
 
 import jsonschema
 
-from stocksent.reference import README, render
+from stocksent.reference import README, REFERENCE, render
 
 
 def test_reference_tables_are_current() -> None:
-    text = README.read_text(encoding="utf-8")
-    assert render(text) == text, "README.md tables are stale: run `make docs`"
+    text = REFERENCE.read_text(encoding="utf-8")
+    assert render(text) == text, "docs/REFERENCE.md tables are stale: run `make docs`"
 
 
 def test_output_example_is_valid_against_the_schema() -> None:

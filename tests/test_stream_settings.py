@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stocksent import topics
+from stocksent.failures import BadInputError
 from stocksent.options import SettingsError, resolve
 from stream import cli
 from stream.settings import DEFAULT_INFERENCE_WORKERS, OPTIONS, from_values
@@ -98,10 +99,11 @@ def test_cli_logs_masked_configuration(
         raise RuntimeError("no model in this test")
 
     monkeypatch.setattr("stream.predictor.load_predictor", no_model)
+    monkeypatch.setattr(cli, "check_kafka", lambda *_args: None)  # no broker in this test
     logging.getLogger().handlers.clear()
-    code = cli.main(["--metrics-port", "0"], "classify")
+    with pytest.raises(BadInputError, match="cannot load it: no model in this test"):
+        cli.main(["--metrics-port", "0"], "classify")
     err = capsys.readouterr().err
-    assert code == 1
     assert "sasl_password = ********" in err and "env-secret-value" not in err
 
 
