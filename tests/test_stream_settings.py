@@ -143,7 +143,7 @@ def test_a_model_store_is_followed_every_ten_seconds_by_default(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"model": "STORE", "model_store": "STORE"}, "give one, not both"),
+        ({"model": "MODEL", "model_store": "STORE"}, "give one, not both"),
         ({"model_store": "EMPTY"}, "not a model store \\(no CURRENT\\); create it with"),
         ({"model_store": "/no/such/store"}, "--model-store: '/no/such/store' is not valid"),
         ({"model_store": "STORE", "model_poll_s": "0"}, "--model-poll-s: '0' is not valid"),
@@ -156,16 +156,22 @@ def test_model_store_mistakes_are_settings_errors(
     store.mkdir()
     empty.mkdir()
     (store / "CURRENT").write_text("v1\n")
+    from model.predictor import PRETRAINED_DIR
+
     given = {
-        k: v.replace("STORE", str(store)).replace("EMPTY", str(empty)) for k, v in args.items()
+        k: v.replace("STORE", str(store))
+        .replace("EMPTY", str(empty))
+        .replace("MODEL", str(PRETRAINED_DIR))
+        for k, v in args.items()
     }
     with pytest.raises(SettingsError, match=message):
         settings_from(given)
 
 
 def test_cli_refuses_to_start_on_a_store_whose_current_cannot_serve(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(cli, "check_kafka", lambda *_args: None)  # no broker in this test
     (tmp_path / "CURRENT").write_text("v1\n")  # names a version the store does not hold
     logging.getLogger().handlers.clear()
     code = cli.main(["--metrics-port", "0", "--model-store", str(tmp_path)], "classify")
