@@ -65,7 +65,20 @@ OPTIONS: tuple[Option, ...] = (
         "file for --source replay: API JSON, JSONL or CSV (default: the repo's sample, "
         "samples/stocktwits-messages.jsonl)",
     ),
-    Option("model", text, "", "model directory for the classifier (default: the committed one)"),
+    Option(
+        "model",
+        text,
+        "",
+        "serve this exported model directory instead of a model store's CURRENT",
+    ),
+    Option(
+        "model_store",
+        optional_path,
+        None,
+        "model store the classifier serves from and follows, created with the committed model "
+        "when missing (default: models/ in the state directory, $STOCKSENT_STATE_DIR else "
+        "~/.local/state/stocksent)",
+    ),
     Option("bootstrap_servers", text, "", "use this Kafka instead of starting a local one"),
     Option("kafka_port", port, DEFAULT_PORT, "port of the local Kafka started by run"),
     Option("connect_timeout", positive_float, 10.0, "seconds to wait for --bootstrap-servers"),
@@ -218,7 +231,39 @@ def classifier_argv(settings: Mapping[str, Any], bootstrap: str) -> list[str]:
         "--metrics-port",
         str(settings["classifier_metrics_port"]),
     )
-    return argv + (["--model", settings["model"]] if settings["model"] else [])
+    if settings["model"]:
+        return [*argv, "--model", settings["model"]]
+    return [*argv, "--model-store", str(settings["model_store"])]
+
+
+def default_model_store() -> Path:
+    """Where `run` keeps its model store unless told: models/ in the state directory."""
+    from producers.state import state_dir
+
+    return state_dir() / "models"
+
+
+def prepare_model_store(settings: dict[str, Any]) -> str:
+    """Unless --model is given: the store the classifier will follow, created serving the
+    committed model when missing. Returns the line the header shows."""
+    if settings["model"]:
+        return f"model: {settings['model']}"
+    from model.store import ModelStore, StoreError
+
+    root = settings["model_store"] = settings["model_store"] or default_model_store()
+    store = ModelStore(root)
+    try:
+        if not store.exists():
+            if root.exists() and any(root.iterdir()):
+                raise SettingsError(f"--model-store: {root} is a folder but not a model store")
+            ModelStore.init(root)
+        serving = store.current()
+    except StoreError as err:
+        raise SettingsError(f"--model-store: {err}") from None
+    return (
+        f"model store {root}: serving {serving} (`stocksent models list --store {root}`; "
+        "promote or roll back there and the classifier follows)"
+    )
 
 
 # ---- checks before anything starts -------------------------------------------------------
@@ -350,6 +395,7 @@ def run(settings: dict[str, Any], screen: Screen | None = None) -> int:
     """Runs the pipeline until asked to stop; returns the exit code."""
     screen = screen or Screen()
     check_inputs(settings)
+    model_line = prepare_model_store(settings)
     log_root = settings["log_dir"] or cache_root() / "run"
     log_root.mkdir(parents=True, exist_ok=True)
     record_path = log_root / RUN_RECORD
@@ -411,6 +457,7 @@ def run(settings: dict[str, Any], screen: Screen | None = None) -> int:
         classifier = _spawn("classifier", classifier_argv(settings, bootstrap), log_dir)
         children.append(classifier)
         _write_record(record_path, children, broker, log_dir)
+        screen.say(model_line)
         screen.say(f"loading the model (logs: {log_dir}) ...")
         cport = settings["classifier_metrics_port"]
         if cport:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from stocksent.failures import ExitCode
 from stocksent.live_view import Status
@@ -172,3 +173,39 @@ def test_only_stocksent_commands_count_as_leftovers_not_paths_that_name_it() -> 
             process.kill()
             process.wait()
     assert _alive_stocksent(command.pid) == ""  # gone
+
+
+def test_run_serves_from_a_model_store_created_with_the_committed_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model.predictor import PRETRAINED_DIR
+    from model.store import ModelStore, read_manifest
+    from stocksent.options import SettingsError, resolve
+    from stocksent.run import OPTIONS, classifier_argv, prepare_model_store
+
+    monkeypatch.setenv("STOCKSENT_STATE_DIR", str(tmp_path / "state"))
+    settings = resolve({}, OPTIONS, environ={})
+    line = prepare_model_store(settings)
+    committed = read_manifest(PRETRAINED_DIR)["model_version"]
+    root = tmp_path / "state" / "models"
+    assert settings["model_store"] == root and ModelStore(root).current() == committed
+    assert f"model store {root}: serving {committed}" in line
+    argv = classifier_argv(settings, "127.0.0.1:9092")
+    assert argv[argv.index("--model-store") + 1] == str(root) and "--model" not in argv
+
+    ModelStore(root).add_version(PRETRAINED_DIR)  # a second run finds the store as it is
+    (root / "CURRENT").write_text(f"{committed}\n")
+    again = resolve({}, OPTIONS, environ={})
+    assert f"serving {committed}" in prepare_model_store(again)
+    assert len(ModelStore(root).history()) == 1  # not seeded twice
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("not a store")
+    busy = resolve({"model_store": str(tmp_path / "notes")}, OPTIONS, environ={})
+    with pytest.raises(SettingsError, match="is a folder but not a model store"):
+        prepare_model_store(busy)
+
+    with_model = resolve({"model": str(PRETRAINED_DIR)}, OPTIONS, environ={})
+    assert prepare_model_store(with_model) == f"model: {PRETRAINED_DIR}"
+    argv = classifier_argv(with_model, "127.0.0.1:9092")
+    assert "--model-store" not in argv and argv[argv.index("--model") + 1] == str(PRETRAINED_DIR)
