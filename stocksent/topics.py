@@ -11,8 +11,5 @@ OUTPUT_TOPIC: Final = "stocktwits.sentiment"
 DLQ_TOPIC: Final = "stocktwits.messages.dlq"
 """Input records the classifier could not label: original bytes, reason in headers."""
 
-PRODUCER_STATE_TOPIC: Final = "stocktwits.producer.state"
-"""Compacted: per-symbol high-water message ids of the live producer."""
-
 DEFAULT_PARTITIONS: Final = 6
 """Partitions of the input and output topics created by `make run` and topic init."""

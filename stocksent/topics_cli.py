@@ -1,4 +1,4 @@
-"""`stocksent topics create`: the input, output, DLQ and producer-state topics."""
+"""`stocksent topics create`: the input, output and DLQ topics."""
 
 from __future__ import annotations
 
@@ -60,9 +60,6 @@ def create_topics(settings: Mapping[str, Any], partitions: int) -> list[str]:
             NewTopic(topics.INPUT_TOPIC, partitions, 1),
             NewTopic(topics.OUTPUT_TOPIC, partitions, 1),
             NewTopic(topics.DLQ_TOPIC, 1, 1),
-            NewTopic(
-                topics.PRODUCER_STATE_TOPIC, 1, 1, topic_configs={"cleanup.policy": "compact"}
-            ),
         ],
     )
 
