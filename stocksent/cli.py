@@ -47,6 +47,7 @@ _EXIT_MEANING = {
     ExitCode.BAD_INPUT: "bad input (nothing started)",
     ExitCode.KAFKA_UNREACHABLE: "Kafka unreachable",
     ExitCode.IN_USE: "a port in use or a previous run still running",
+    ExitCode.NOTHING_TO_JUDGE: "learn --once: too few tagged messages for a candidate",
     ExitCode.INTERRUPTED: "interrupted while starting",
 }
 

@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 2  # a setting, file or model that cannot be used: nothing was started
     KAFKA_UNREACHABLE = 3  # no Kafka answered at the configured address within the timeout
     IN_USE = 4  # a port is held by another program, or a previous run is still running
+    NOTHING_TO_JUDGE = 5  # `learn --once`: too few tagged messages to train a candidate
     INTERRUPTED = 130  # Ctrl-C before the command had anything to stop
 
 

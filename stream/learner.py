@@ -41,6 +41,7 @@ import orjson
 from model.learning import LEARNER_DIR, RoundConfig, RoundResult
 from model.store import LEARNER, ModelStore
 from model.tagged_window import TaggedMessage, TaggedWindow, label_value, tag_messages
+from stocksent.failures import ExitCode
 from stream.learner_metrics import LearnerMetrics
 
 log = logging.getLogger("stream.learner")
@@ -53,15 +54,6 @@ ROUND_RESULT_FILE = "round-result.json"
 ONCE_IDLE_S = 10.0
 POLL_MS = 500
 MAX_POLL_RECORDS = 5000
-
-
-class ExitCode:
-    """Exit codes of `stocksent learn` (documented in its --help and the README)."""
-
-    DECIDED = 0  # a candidate was judged (promoted or rejected), or a clean stop
-    FAILED = 1  # the round or the service failed
-    SETTINGS = 2  # bad settings
-    SKIPPED = 3  # --once: too few tagged messages, no candidate
 
 
 @dataclass(frozen=True)
@@ -328,7 +320,7 @@ class Learner:
         try:
             partitions = self._wait_for_partitions(consumer, TopicPartition)
             if partitions is None:
-                return ExitCode.DECIDED  # stopped while waiting
+                return ExitCode.OK  # stopped while waiting
             consumer.assign(partitions)
             targets = consumer.end_offsets(partitions) if self.config.once else {}
             last_checkpoint = last_record = time.monotonic()
@@ -359,10 +351,10 @@ class Learner:
                 if result is None or result.outcome == "failed":
                     return ExitCode.FAILED
                 if result.outcome.startswith("skipped"):
-                    return ExitCode.SKIPPED
-                return ExitCode.DECIDED
+                    return ExitCode.NOTHING_TO_JUDGE
+                return ExitCode.OK
             self.interrupt_round()
-            return ExitCode.DECIDED
+            return ExitCode.OK
         finally:
             consumer.close()
 

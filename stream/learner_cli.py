@@ -2,7 +2,7 @@
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT) or, with --once, when a candidate was
 judged (promoted or rejected: see DIR/history.jsonl); 1 when a round or the service failed;
-2 on bad settings; 3 with --once when there were too few tagged messages to train a
+2 on bad settings; 5 with --once when there were too few tagged messages to train a
 candidate (no candidate, no history line).
 """
 
@@ -35,6 +35,7 @@ from stocksent.options import (
     resolve,
     text,
 )
+from stocksent.preflight import check_kafka, check_port_free
 
 log = logging.getLogger("stream.learner")
 
@@ -105,7 +106,7 @@ OPTIONS: tuple[Option, ...] = (
         "once",
         boolean,
         False,
-        "read until caught up with the topic, run one round, exit (0 judged, 3 too few tags)",
+        "read until caught up with the topic, run one round, exit (0 judged, 5 too few tags)",
         is_flag=True,
     ),
     Option("window", positive_int, 200_000, "most recent tagged messages kept in the window"),
@@ -207,6 +208,11 @@ def main(argv: list[str], prog: str = "stocksent learn") -> int:
         stream=sys.stderr,
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # Cheap checks first: a wrong address or a taken port is one line in seconds, before
+    # TensorFlow loads or a store is created (stocksent.cli prints them, exit 3 or 4).
+    connection = {o.name: values[o.name] for o in CONNECTION_OPTIONS}
+    check_port_free(values["metrics_host"], values["metrics_port"], "metrics", "--metrics-port")
+    check_kafka(connection, connection["connect_timeout"])
     log.info("effective configuration:\n%s", describe(values, OPTIONS))
 
     from prometheus_client import CollectorRegistry
@@ -228,7 +234,7 @@ def main(argv: list[str], prog: str = "stocksent learn") -> int:
         ).start()
         log.info("metrics on http://%s:%d/metrics", values["metrics_host"], health.port)
     try:
-        learner = Learner(config, {o.name: values[o.name] for o in CONNECTION_OPTIONS}, metrics)
+        learner = Learner(config, connection, metrics)
     except StoreError as err:
         log.error("%s", err)
         if health is not None:

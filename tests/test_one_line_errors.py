@@ -55,14 +55,19 @@ def assert_one_line_error(code: int, out: str, err: str, seconds: float, expecte
     return errors[0]
 
 
-@pytest.mark.parametrize("command", ["classify", "produce --synthetic", "tail", "topics create"])
+# never created: the checks come before the learner's store is made
+LEARN = "learn --model-store /nonexistent/stocksent-store"
+KAFKA_COMMANDS = ["classify", "produce --synthetic", "tail", "topics create", LEARN]
+
+
+@pytest.mark.parametrize("command", KAFKA_COMMANDS)
 def test_kafka_that_does_not_resolve(command: str) -> None:
     code, out, err, seconds = stocksent(*command.split(), "--bootstrap-servers", "nowhere:1")
     line = assert_one_line_error(code, out, err, seconds, ExitCode.KAFKA_UNREACHABLE)
     assert "nowhere:1" in line and "does not resolve" in line
 
 
-@pytest.mark.parametrize("command", ["classify", "produce --synthetic", "tail", "topics create"])
+@pytest.mark.parametrize("command", KAFKA_COMMANDS)
 def test_kafka_that_refuses_within_the_connect_timeout(command: str) -> None:
     address = f"127.0.0.1:{free_port()}"
     code, out, err, seconds = stocksent(
@@ -87,7 +92,7 @@ def test_classify_checks_kafka_before_loading_the_model() -> None:
     assert "model" not in err.lower()
 
 
-@pytest.mark.parametrize("command", ["classify", "produce --synthetic"])
+@pytest.mark.parametrize("command", ["classify", "produce --synthetic", LEARN])
 def test_metrics_port_in_use_names_the_holder(command: str) -> None:
     port = free_port()
     with listening(port):
