@@ -1,7 +1,8 @@
 """`stocksent models init|list|promote|rollback|history --store DIR`: the model store by hand.
 
-Every change made here writes a history line naming the person who made it. Exit codes:
-0 done, 1 the store refused (the message says why), 2 bad arguments.
+Every change made here writes a history line naming the person who made it. Exit codes (the
+one list of `stocksent.failures.ExitCode`): 0 done; 2 bad input, nothing changed (no such
+store or version, nothing to roll back to: the one-line message says which).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from model.store import ModelStore, StoreError, person
+from stocksent.failures import ExitCode
 
 STORE_ENV = "STOCKSENT_MODEL_STORE"
 
@@ -63,8 +65,8 @@ def main(argv: list[str], prog: str = "stocksent models") -> int:
     try:
         return _run(args)
     except StoreError as err:
-        print(f"{prog} {args.action}: {err}", file=sys.stderr)
-        return 1
+        print(f"{prog} {args.action}: error: {err}", file=sys.stderr)
+        return int(ExitCode.BAD_INPUT)
     except BrokenPipeError:  # `stocksent models list | head`
         sys.stderr.close()
         return 0

@@ -126,14 +126,14 @@ def test_cli_init_list_promote_rollback(tmp_path: Path, capsys: pytest.CaptureFi
     assert "* bbbb" in listed and "  aaaa" in listed
     assert models_main(["rollback", "--store", str(root)]) == 0
     assert ModelStore(root).current() == "aaaa"
-    assert models_main(["promote", "zzzz", "--store", str(root)]) == 1
+    assert models_main(["promote", "zzzz", "--store", str(root)]) == 2
     err = capsys.readouterr().err
     assert "no version 'zzzz'" in err and "Traceback" not in err
-    assert models_main(["init", "--store", str(root)]) == 1
+    assert models_main(["init", "--store", str(root)]) == 2
     assert "already a model store" in capsys.readouterr().err
     assert models_main(["init", "--store", str(root), "--exist-ok"]) == 0
     assert ModelStore(root).current() == "aaaa"
-    assert models_main(["list", "--store", str(tmp_path / "none")]) == 1
+    assert models_main(["list", "--store", str(tmp_path / "none")]) == 2
     assert "models init --store" in capsys.readouterr().err
 
 
