@@ -42,13 +42,14 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 
 from stocksent.kafka_settings import client_config, producer_config
 from stream.batcher import Batcher
-from stream.dead_letter import dead_letter
+from stream.dead_letter import RefusedRecords, dead_letter, is_permanent
 from stream.decode import ClassifiableMessage, DeadLetterReason, Rejection, decode
 from stream.metrics import ClassifierMetrics
 from stream.offsets import first_offsets, next_offsets
 from stream.predictor import SentimentPredictor, label_for
 from stream.sentiment_record import sentiment_record, utc_now_iso
 from stream.settings import ClassifierSettings
+from stream.unreadable import UnreadableRecord, unreadable_record
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,8 @@ class ClassifierService:
         # when input and output have as many partitions, a record keeps its partition: the
         # same result as the key partitioner for keyed input, without hashing in Python
         self._keep_partition = False
+        # records whose output or DLQ copy the broker refused for good: sent smaller next time
+        self._refused = RefusedRecords()
         metrics.set_model(self.model_version)
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -247,12 +250,17 @@ class ClassifierService:
             polled: dict[Any, list[Any]] = self.consumer.poll(
                 timeout_ms=timeout_ms, max_records=self.batcher.room
             )
-        except kafka_errors.KafkaError as err:
+        except Exception as err:
             if isinstance(err, kafka_errors.CommitFailedError | kafka_errors.IllegalStateError):
                 raise
-            log.warning("poll failed (%s); retrying", err)
             self.metrics.error("consume")
-            time.sleep(RETRY_BACKOFF_S / 4)
+            found = unreadable_record(self.consumer, err)  # positioned after it already
+            if found is not None:
+                return {found[0]: [found[1]]}  # dead-lettered like any bad record
+            if not isinstance(err, kafka_errors.KafkaError):
+                raise
+            log.warning("poll failed (%s); retrying", err)
+            self._stop.wait(RETRY_BACKOFF_S / 4)  # a stop ends the wait
             return None
         return polled
 
@@ -331,6 +339,8 @@ class ClassifierService:
                 if type(result) is ClassifiableMessage:
                     messages.append(result)
                     sources.append(record)
+                elif type(record) is UnreadableRecord:  # value None: the client could not read
+                    rejected.append((record, record.rejection))
                 else:
                     rejected.append((record, result))  # type: ignore[arg-type]
         failed: list[tuple[Any, Rejection]] = []  # appended to by the inference thread
@@ -356,13 +366,19 @@ class ClassifierService:
         agreement: Tally[str] = Tally()
         symbol_label = self.metrics.symbol_label
         keep_partition = self._keep_partition
-        futures = []
+        futures: list[Any] = []
+        owners: list[Any] = []  # the input record of each send, to trace a refusal to it
+        skipped: list[Rejection] = []
+        refused = self._refused
         if settings.exactly_once:
             self.producer.begin_transaction()
         try:
             for message, record, probability in zip(messages, sources, probabilities, strict=True):
                 if probability is None:
                     continue  # dead-lettered by _predict
+                if refused and refused.count(record):  # the output topic refused it for good
+                    rejected.append((record, _output_refused(refused.last_error(record))))
+                    continue
                 label = label_for(probability)
                 value = sentiment_record(
                     message,
@@ -374,34 +390,36 @@ class ClassifierService:
                     offset=record.offset,
                     classified_at=classified_at,
                 )
-                futures.append(
-                    send(output_topic, value=value, key=record.key, partition=record.partition)
-                    if keep_partition
-                    else send(output_topic, value=value, key=record.key)
-                )
+                key = str(message.id).encode()  # whatever the input key was (or was not)
+                try:
+                    future = (
+                        send(output_topic, value=value, key=key, partition=record.partition)
+                        if keep_partition
+                        else send(output_topic, value=value, key=key)
+                    )
+                except (kafka_errors.KafkaError, ValueError, TypeError) as err:
+                    if not is_permanent(err):
+                        raise
+                    refused.refused(record, err)
+                    rejected.append((record, _output_refused(f"{type(err).__name__}: {err}")))
+                    continue
+                futures.append(future)
+                owners.append(record)
                 labels[label] += 1
                 for symbol in {symbol_label(s) for s in message.symbols}:
                     symbol_labels[symbol, label] += 1
                 if message.author_sentiment is not None:
                     agreement["agree" if message.author_sentiment == label else "disagree"] += 1
             for record, rejection in rejected:
-                letter = dead_letter(
-                    key=record.key,
-                    value=record.value,
-                    original_headers=record.headers or (),
-                    reason=rejection.reason,
-                    detail=rejection.detail,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    timestamp_ms=record.timestamp,
-                    dead_lettered_at=classified_at,
-                )
-                futures.append(
-                    send(dlq_topic, value=letter.value, key=letter.key, headers=letter.headers)
-                )
+                future = self._dead_letter(record, rejection, dlq_topic, classified_at)
+                if future is None:
+                    skipped.append(rejection)
+                else:
+                    futures.append(future)
+                    owners.append(record)
             committed = self._commit(batch, futures)
         except kafka_errors.KafkaError as err:
+            self._note_refusals(futures, owners)
             committed = self._recover(batch, "produce", err)
         if not committed:
             return False
@@ -420,8 +438,14 @@ class ClassifierService:
         for verdict, count in agreement.items():
             metrics.author_tags.labels(verdict).inc(count)
         reasons = Tally(rejection.reason.value for _, rejection in rejected)
+        reasons.subtract(rejection.reason.value for rejection in skipped)
         for reason, count in reasons.items():
-            metrics.dead_letters.labels(reason).inc(count)
+            if count:
+                metrics.dead_letters.labels(reason).inc(count)
+        for reason, count in Tally(rejection.reason.value for rejection in skipped).items():
+            metrics.skipped.labels(reason).inc(count)
+        if refused:
+            refused.settled(batch)
         metrics.observe_end_to_end(
             [
                 max(0.0, now - record.timestamp / 1000.0)
@@ -432,6 +456,55 @@ class ClassifierService:
         self._update_lag(batch)
         self.batches_processed += 1
         return True
+
+    def _dead_letter(
+        self, record: Any, rejection: Rejection, dlq_topic: str, dead_lettered_at: str
+    ) -> Any | None:
+        """Sends the record's DLQ copy: whole (what Kafka cannot carry replaced or cut), or
+        minimal once the broker refused the whole one for good. None when even the minimal
+        copy was refused: the record is skipped, logged with its coordinates."""
+        refusals = self._refused.count(record) if self._refused else 0
+        if rejection.reason is DeadLetterReason.OUTPUT_REFUSED:
+            refusals -= 1  # its first refusal was the labeled record's
+        for minimal in (False, True)[max(0, refusals) :]:
+            letter = dead_letter(
+                key=record.key,
+                value=record.value,
+                original_headers=record.headers,
+                reason=rejection.reason,
+                detail=rejection.detail,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                timestamp_ms=record.timestamp,
+                dead_lettered_at=dead_lettered_at,
+                minimal=minimal,
+            )
+            try:
+                return self.producer.send(
+                    dlq_topic, value=letter.value, key=letter.key, headers=letter.headers
+                )
+            except (kafka_errors.KafkaError, ValueError, TypeError) as err:
+                if not is_permanent(err):
+                    raise
+                self._refused.refused(record, err)
+        log.error(
+            "%s[%d]@%d skipped: its DLQ copy was refused even minimal (%s; reason %s: %s)",
+            record.topic,
+            record.partition,
+            record.offset,
+            self._refused.last_error(record),
+            rejection.reason.value,
+            rejection.detail,
+        )
+        return None
+
+    def _note_refusals(self, futures: Sequence[Any], owners: Sequence[Any]) -> None:
+        """After a failed publish: the records whose send failed for good go one step down
+        (see `RefusedRecords`) when the batch is read again."""
+        for future, record in zip(futures, owners, strict=False):
+            if future.failed() and is_permanent(future.exception):
+                self._refused.refused(record, future.exception)
 
     def _predict(
         self,
@@ -526,7 +599,7 @@ class ClassifierService:
         for tp, offset in first_offsets(batch).items():
             if tp in assigned:
                 self.consumer.seek(tp, offset)
-        time.sleep(RETRY_BACKOFF_S)
+        self._stop.wait(RETRY_BACKOFF_S)  # a stop ends the wait: the batch is re-read later
         return False
 
     # ---- lag -----------------------------------------------------------------------------
@@ -598,6 +671,10 @@ def _checked(probabilities: Any, expected: int) -> list[float]:
         raise ValueError("model returned a probability outside [0, 1]")
     values: list[float] = array.tolist()
     return values
+
+
+def _output_refused(error: str) -> Rejection:
+    return Rejection(DeadLetterReason.OUTPUT_REFUSED, f"output topic refused it: {error}")
 
 
 def _names(partitions: set[Any]) -> str:

@@ -186,6 +186,8 @@ class FakeProducer:
         default_factory=list
     )
     fail_sends: bool = False
+    # a permanent broker refusal: the exception a send of these arguments fails with, or None
+    refuse: Any = None
     transactions: list[str] = field(default_factory=list)
     offsets_in_transactions: list[dict[Any, Any]] = field(default_factory=list)
     closed: bool = False
@@ -199,10 +201,24 @@ class FakeProducer:
         headers: list[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> FakeFuture:
+        # what kafka-python's producer checks before sending, so unit tests catch it too
+        if value is None and key is None:
+            raise ValueError("Need at least one: key or value")
+        if not all(
+            isinstance(h, tuple)
+            and len(h) == 2
+            and isinstance(h[0], str)
+            and isinstance(h[1], bytes)
+            for h in headers or []
+        ):
+            raise TypeError("All headers items must be (str, bytes) tuples")
         if self.fail_sends:
             from kafka.errors import KafkaTimeoutError
 
             return FakeFuture(KafkaTimeoutError("fake broker down"))
+        refusal = self.refuse and self.refuse(topic, key, value, headers or [])
+        if refusal:
+            return FakeFuture(refusal)
         self._pending.append((topic, key, value, headers or []))
         return FakeFuture()
 

@@ -1,0 +1,76 @@
+"""Records the Kafka client cannot parse: found, skipped past, and handed on to be dead-lettered.
+
+kafka-python raises from `poll()` when it cannot parse a fetched record: `CorruptRecordError`
+for a header name that is not valid UTF-8, a failed CRC or a malformed record, and
+`UnsupportedCodecError` for a compression codec it has no library for. It does not say where,
+does not move past the record, and the next `poll()` raises again (or, once the half-read
+fetch is exhausted, loops inside the client without returning). Left alone, that partition is
+stuck for good.
+
+The client keeps the half-read fetch of the failing partition as its next in line, and its
+next fetch offset is the record that failed. `unreadable_record` reads those two facts, checks
+them against the consumer's position, seeks one past the record and returns a stand-in record
+(no key, no value) carrying the error, which the loop dead-letters like any other bad record,
+so the skip is committed only once its DLQ copy is acknowledged. If the client's internals
+ever change, it finds nothing and the caller falls back to retrying (and `/healthz` reports
+the stall).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple
+
+from stream.decode import DeadLetterReason, Rejection
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 250
+
+
+class UnreadableRecord(NamedTuple):
+    """Stands for an input record the client could not parse; the attributes of
+    kafka-python's ConsumerRecord that the loop reads, and the error."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp: int
+    error: str
+
+    @property
+    def rejection(self) -> Rejection:
+        """Why it goes to the DLQ."""
+        return Rejection(DeadLetterReason.UNREADABLE, self.error)
+
+
+def unreadable_record(consumer: Any, error: BaseException) -> tuple[Any, UnreadableRecord] | None:
+    """After `poll()` raised `error`: (partition, stand-in) for the record the client failed
+    to parse, with the consumer already positioned after it; None when the failure is not
+    a record the client failed to parse (the caller retries)."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    half_read = getattr(fetcher, "_next_partition_records", None)
+    if half_read is None:
+        return None
+    tp = getattr(half_read, "topic_partition", None)
+    offset = getattr(half_read, "next_fetch_offset", None)
+    if tp is None or not isinstance(offset, int):
+        return None
+    try:
+        if tp not in consumer.assignment() or consumer.position(tp, timeout_ms=0) != offset:
+            return None  # not the record the consumer is at: do not skip anything
+    except Exception:  # position unknown: nothing safe to skip
+        return None
+    consumer.seek(tp, offset + 1)  # the client drops the half-read fetch on the seek
+    text = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+    log.error(
+        "%s[%d]@%d cannot be read by the Kafka client (%s); skipped past, to the DLQ",
+        tp.topic,
+        tp.partition,
+        offset,
+        text,
+    )
+    return tp, UnreadableRecord(tp.topic, tp.partition, offset, None, None, [], -1, text)
