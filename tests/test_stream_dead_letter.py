@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka.errors import CorruptRecordError, MessageSizeTooLargeError
+from kafka.errors import CorruptRecordError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import CollectorRegistry
 
@@ -278,9 +278,10 @@ def test_an_output_the_broker_refuses_for_good_is_dead_lettered(
 class HalfReadFetch:
     """kafka-python's PartitionRecords as left by a record it failed to parse."""
 
-    def __init__(self, tp: Any, next_fetch_offset: int) -> None:
+    def __init__(self, tp: Any, next_fetch_offset: int, fetch_offset: int | None = None) -> None:
         self.topic_partition = tp
         self.next_fetch_offset = next_fetch_offset
+        self.fetch_offset = next_fetch_offset if fetch_offset is None else fetch_offset
 
 
 class WedgedConsumer(FakeConsumer):
@@ -329,4 +330,27 @@ def test_nothing_is_skipped_when_the_consumer_is_not_at_the_failed_record() -> N
     consumer = WedgedConsumer(tp)
     consumer._fetcher._next_partition_records = HalfReadFetch(tp, 5)  # stale: position is 7
     assert unreadable_record(consumer, CorruptRecordError("x")) is None
+    consumer._fetcher._next_partition_records = HalfReadFetch(tp, 9, 7)  # failed after it
+    assert unreadable_record(consumer, CorruptRecordError("x")) is None
+    consumer._fetcher._next_partition_records = HalfReadFetch(tp, 5, 3)  # stale, began before
+    assert unreadable_record(consumer, CorruptRecordError("x")) is None
+    consumer._fetcher._next_partition_records = HalfReadFetch(tp, 7)
+    assert unreadable_record(consumer, KafkaTimeoutError("broker away")) is None
     assert consumer.seeks == []
+
+
+def test_a_record_after_good_ones_of_its_fetch_is_found_too() -> None:
+    tp = FakeTopicPartition("in", 0)
+    consumer = WedgedConsumer(tp)  # at 7: the fetch began at 4 and gave 4, 5 and 6
+    consumer._fetcher._next_partition_records = HalfReadFetch(tp, 7, 4)
+    found = unreadable_record(consumer, CorruptRecordError("x"))
+    assert found is not None and found[1].offset == 7 and consumer.seeks == [(tp, 8)]
+
+
+def test_the_rest_of_a_batch_the_client_cannot_read_past_is_unreadable_too() -> None:
+    tp = FakeTopicPartition("in", 0)
+    consumer = WedgedConsumer(tp)
+    consumer._fetcher._next_partition_records = HalfReadFetch(tp, 5, 7)  # 5 broke the batch
+    found = unreadable_record(consumer, CorruptRecordError("x"))
+    assert found is not None and found[1].offset == 7 and consumer.seeks == [(tp, 8)]
+    assert "cannot read past offset 5" in found[1].error
