@@ -57,6 +57,7 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
 
     # Imported here so that `--help` and settings errors never pay for TensorFlow.
     from stream.http import HealthServer
+    from stream.liveness import ShutdownWatchdog
     from stream.metrics import ClassifierMetrics
     from stream.predictor import load_predictor
     from stream.service import FatalServiceError, make_service
@@ -75,17 +76,24 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
             settings.metrics_port,
             registry,
             lambda: service.readiness() if service is not None else not_ready(),
+            lambda: service.health() if service is not None else (True, "loading the model"),
         ).start()
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, health.port)
 
     stop_requested = False
+    watchdog = ShutdownWatchdog()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         nonlocal stop_requested
         stop_requested = True
-        log.info("%s: finishing the open batch, then stopping", signal.Signals(signum).name)
+        log.info(
+            "%s: finishing the open batch, then stopping (at most %.0fs)",
+            signal.Signals(signum).name,
+            watchdog.bound_s,
+        )
         if service is not None:
             service.stop()
+        watchdog.arm()  # whatever the loop is doing, the process ends within the bound
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -109,6 +117,7 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
         log.exception("the classifier stopped on an unexpected error")
         return 1
     finally:
+        watchdog.disarm()
         if health is not None:
             health.stop()
 

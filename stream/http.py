@@ -18,8 +18,9 @@ class HealthServer:
         port: int,
         registry: CollectorRegistry,
         is_ready: Callable[[], tuple[bool, str]],
+        is_alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
     ) -> None:
-        handler = _handler(registry, is_ready)
+        handler = _handler(registry, is_ready, is_alive)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -43,7 +44,9 @@ class HealthServer:
 
 
 def _handler(
-    registry: CollectorRegistry, is_ready: Callable[[], tuple[bool, str]]
+    registry: CollectorRegistry,
+    is_ready: Callable[[], tuple[bool, str]],
+    is_alive: Callable[[], tuple[bool, str]],
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -51,7 +54,8 @@ def _handler(
             if path == "/metrics":
                 self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
-                self._reply(200, b"ok\n")
+                alive, why = is_alive()
+                self._reply(200 if alive else 503, (why + "\n").encode())
             elif path == "/readyz":
                 ready, why = is_ready()
                 self._reply(200 if ready else 503, (why + "\n").encode())

@@ -44,6 +44,7 @@ from stocksent.kafka_settings import client_config, producer_config
 from stream.batcher import Batcher
 from stream.dead_letter import RefusedRecords, dead_letter, is_permanent
 from stream.decode import ClassifiableMessage, DeadLetterReason, Rejection, decode
+from stream.liveness import Liveness, broker_connected
 from stream.metrics import ClassifierMetrics
 from stream.offsets import first_offsets, next_offsets
 from stream.predictor import SentimentPredictor, label_for
@@ -167,6 +168,8 @@ class ClassifierService:
         self._keep_partition = False
         # records whose output or DLQ copy the broker refused for good: sent smaller next time
         self._refused = RefusedRecords()
+        self.liveness = Liveness(settings.stall_timeout_s)  # what /healthz and /readyz say
+        self._input_waiting = False  # lag seen on an idle partition at the last refresh
         metrics.set_model(self.model_version)
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -181,10 +184,21 @@ class ClassifierService:
         return self._stop.is_set()
 
     def readiness(self) -> tuple[bool, str]:
-        """For /readyz: ready when the model is loaded and partitions are assigned."""
+        """For /readyz: ready when the model is loaded, partitions are assigned and it can
+        consume (polls succeed, a broker is connected)."""
         if not self.assigned:
             return False, "model loaded; waiting for partitions"
+        consuming, why = self.liveness.consuming()
+        if not consuming:
+            return False, why
+        if broker_connected(self.consumer) is False:
+            return False, "cannot consume: no broker connection"
         return True, f"ready: {len(self.assigned)} partition(s), model {self.model_version}"
+
+    def health(self) -> tuple[bool, str]:
+        """For /healthz: alive unless the loop made no progress on waiting input for
+        `--stall-timeout-s` (see stream.liveness)."""
+        return self.liveness.health()
 
     def run(self) -> None:
         """Polls and processes batches until stopped; then finishes the open batch and
@@ -238,6 +252,10 @@ class ClassifierService:
             if self._commit_failed and not self.settings.exactly_once:
                 self._recommit()
             self._refresh_idle_lag()
+            # idle with nothing to read is progress; with input waiting it is a stall, unless
+            # no broker can be reached (not ready then, and a restart would not help)
+            if not self._input_waiting or broker_connected(self.consumer) is False:
+                self.liveness.progressed()
 
     def _model_is_free(self) -> bool:
         """True when every batch handed to the model is scored (published or not): no
@@ -254,6 +272,7 @@ class ClassifierService:
             if isinstance(err, kafka_errors.CommitFailedError | kafka_errors.IllegalStateError):
                 raise
             self.metrics.error("consume")
+            self.liveness.poll_failed(err)
             found = unreadable_record(self.consumer, err)  # positioned after it already
             if found is not None:
                 return {found[0]: [found[1]]}  # dead-lettered like any bad record
@@ -262,6 +281,7 @@ class ClassifierService:
             log.warning("poll failed (%s); retrying", err)
             self._stop.wait(RETRY_BACKOFF_S / 4)  # a stop ends the wait
             return None
+        self.liveness.polled()
         return polled
 
     def _finish_oldest(self) -> bool:
@@ -455,6 +475,7 @@ class ClassifierService:
         )
         self._update_lag(batch)
         self.batches_processed += 1
+        self.liveness.progressed()
         return True
 
     def _dead_letter(
@@ -618,6 +639,7 @@ class ClassifierService:
             return
         self._last_lag_refresh = now
         lag = self.metrics.consumer_lag
+        waiting = False
         for tp in list(self.assigned):
             try:
                 high = self.consumer.highwater(tp)
@@ -626,6 +648,8 @@ class ClassifierService:
                 continue
             if high is not None and position is not None:
                 lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+                waiting = waiting or high > position
+        self._input_waiting = waiting
 
     # ---- rebalance -------------------------------------------------------------------------
 

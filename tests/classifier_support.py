@@ -78,6 +78,29 @@ def keyword_predictor() -> KeywordPredictor:
 
 STAND_IN_MODEL_SPEC = "py:tests.classifier_support:keyword_predictor"
 
+HANG_TEXT = "__hang_the_model__"
+
+
+class HangingPredictor(KeywordPredictor):
+    """The stand-in, except that a batch holding HANG_TEXT never returns: a model call
+    wedged for good, for the liveness and shutdown tests."""
+
+    version = "stand-in-hangs-1"
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """P(bullish) per text, or never."""
+        if any(HANG_TEXT in text for text in texts):
+            threading.Event().wait()
+        return super().predict(texts)
+
+
+def hanging_predictor() -> HangingPredictor:
+    """Factory for `--model py:tests.classifier_support:hanging_predictor`."""
+    return HangingPredictor()
+
+
+HANGING_MODEL_SPEC = "py:tests.classifier_support:hanging_predictor"
+
 
 def real_model_available() -> bool:
     """True once the model package and its committed pretrained artifact are in the repo."""
