@@ -87,9 +87,15 @@ def broker_connected(client: Any) -> bool | None:
     None when it cannot tell (the client's internals changed)."""
     try:
         net = client._client
-        return any(net.connected(broker.nodeId) for broker in net.cluster.brokers())
+        nodes = [_node_id(broker) for broker in net.cluster.brokers()]
+        return any(net.connected(node) for node in nodes)
     except Exception:
         return None
+
+
+def _node_id(broker: Any) -> Any:
+    node = getattr(broker, "node_id", None)  # kafka-python 3; 2.x named it nodeId
+    return broker.nodeId if node is None else node
 
 
 class ShutdownWatchdog:
