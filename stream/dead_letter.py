@@ -5,13 +5,15 @@ Header names carry a `dlq_` prefix so they never collide with the producer's own
 
 The DLQ write must never fail on any input, so what Kafka would refuse is replaced or cut,
 and a header says so:
-- a record with neither key nor value (Kafka refuses to send one) gets an empty key;
+- a null key becomes an empty one (Kafka refuses a record with neither key nor value, and
+  a compacted DLQ topic refuses a null key);
 - a header with a null value (kafka-python refuses to send one) carries empty bytes;
 - a header name that is not valid text is carried with its bad bytes escaped;
 - a copy larger than the DLQ limit keeps the key (cut at 16 KiB), the original headers (up
-  to 64 KiB, later ones left out) and as much of the value as fits.
-When the broker still refuses a copy for good (a DLQ topic whose `max.message.bytes` is
-smaller than ours), `RefusedRecords` makes the next attempt a minimal copy (the DLQ headers
+  to 64 KiB, later ones left out) and as much of the value as fits. The limit is the DLQ
+  topic's own `max.message.bytes` when the broker tells it (`dlq_record_limit`), and
+  1,000,000 bytes at most (under the producer's `max.request.size`).
+When the broker still refuses a copy for good, `RefusedRecords` makes the next attempt a minimal copy (the DLQ headers
 only), and a record whose minimal copy is refused too is skipped: counted and logged with its
 coordinates. Never retried forever.
 """
@@ -38,7 +40,7 @@ DEAD_LETTERED_AT = "dlq_at"
 # present only when the copy differs from the original record:
 TRUNCATED_FROM = "dlq_truncated_from_bytes"  # the value was cut; its original length
 KEY_TRUNCATED_FROM = "dlq_key_truncated_from_bytes"  # the key was cut; its original length
-KEY_WAS_NULL = "dlq_key_was_null"  # "true": neither key nor value, so the key is b""
+KEY_WAS_NULL = "dlq_key_was_null"  # "true": the original key was null; the copy's is b""
 NULL_HEADER_VALUES = "dlq_null_header_values"  # positions (0-based, comma-separated)
 HEADER_NAMES_ESCAPED = "dlq_header_names_escaped"  # positions of names not valid as text
 HEADERS_DROPPED = "dlq_headers_dropped"  # how many original headers were left out (size)
@@ -110,10 +112,10 @@ def dead_letter(
     if key is not None and len(key) > MAX_DLQ_KEY_BYTES:
         headers.append((KEY_TRUNCATED_FROM, str(len(key)).encode()))
         key = bytes(key[:MAX_DLQ_KEY_BYTES])
-    if key is None and value is None:  # Kafka refuses a record with neither
+    if key is None:  # Kafka refuses neither key nor value; a compacted topic, a null key
         headers.append((KEY_WAS_NULL, b"true"))
         key = b""
-    budget -= len(key) if key is not None else 0
+    budget -= len(key)
 
     kept, null_values, escaped, dropped = _original_headers(
         original_headers or (), min(MAX_DLQ_ORIGINAL_HEADER_BYTES, max(0, budget))
@@ -129,6 +131,28 @@ def dead_letter(
         headers.append((TRUNCATED_FROM, str(len(value)).encode()))
         value = bytes(value[: max(0, room)])
     return DeadLetter(key=key, value=value, headers=kept + headers)
+
+
+def dlq_record_limit(client_config: Mapping[str, Any], topic: str) -> int:
+    """The size a DLQ copy must stay under: the topic's `max.message.bytes` (as the broker
+    reports it, less room for the batch header) when it is smaller than
+    MAX_DLQ_RECORD_BYTES; MAX_DLQ_RECORD_BYTES when it is larger or cannot be read."""
+    try:
+        from kafka import KafkaAdminClient
+        from kafka.admin import ConfigResource, ConfigResourceType
+
+        admin = KafkaAdminClient(**client_config)
+        try:
+            found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        finally:
+            admin.close()
+        value = found["topic"][topic]["max.message.bytes"]["value"]
+        limit = int(value) - RECORD_OVERHEAD_BYTES
+    except Exception as err:  # no rights to describe it, an older broker: the default
+        log.info("max.message.bytes of %s unknown (%s); DLQ copies stay under %d bytes",
+                 topic, err, MAX_DLQ_RECORD_BYTES)  # fmt: skip
+        return MAX_DLQ_RECORD_BYTES
+    return max(1024, min(MAX_DLQ_RECORD_BYTES, limit))
 
 
 def _text(text: str) -> bytes:

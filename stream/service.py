@@ -42,12 +42,19 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 
 from stocksent.kafka_settings import client_config, producer_config
 from stream.batcher import Batcher
-from stream.dead_letter import RefusedRecords, dead_letter, is_permanent
+from stream.dead_letter import (
+    MAX_DLQ_RECORD_BYTES,
+    RefusedRecords,
+    dead_letter,
+    dlq_record_limit,
+    is_permanent,
+)
 from stream.decode import ClassifiableMessage, DeadLetterReason, Rejection, decode
 from stream.liveness import Liveness, broker_connected
 from stream.metrics import ClassifierMetrics
 from stream.offsets import first_offsets, next_offsets
 from stream.predictor import SentimentPredictor, label_for
+from stream.producer_errors import tolerate_refused_records
 from stream.sentiment_record import sentiment_record, utc_now_iso
 from stream.settings import ClassifierSettings
 from stream.unreadable import UnreadableRecord, unreadable_record
@@ -168,6 +175,7 @@ class ClassifierService:
         self._keep_partition = False
         # records whose output or DLQ copy the broker refused for good: sent smaller next time
         self._refused = RefusedRecords()
+        self.dlq_max_bytes = MAX_DLQ_RECORD_BYTES  # make_service reads the topic's own limit
         self.liveness = Liveness(settings.stall_timeout_s)  # what /healthz and /readyz say
         self._input_waiting = False  # lag seen on an idle partition at the last refresh
         metrics.set_model(self.model_version)
@@ -499,6 +507,7 @@ class ClassifierService:
                 offset=record.offset,
                 timestamp_ms=record.timestamp,
                 dead_lettered_at=dead_lettered_at,
+                max_bytes=self.dlq_max_bytes,
                 minimal=minimal,
             )
             try:
@@ -731,6 +740,7 @@ def make_clients(settings: ClassifierSettings) -> tuple[KafkaConsumer, KafkaProd
             transaction_timeout_ms=30_000,
         )
     producer = KafkaProducer(**producer_config(settings.kafka, **overrides))
+    tolerate_refused_records(producer)  # a refused record must not break it for good
     return consumer, producer
 
 
@@ -742,4 +752,7 @@ def make_service(
 ) -> ClassifierService:
     """A service wired to real (or given) Kafka clients."""
     consumer, producer = clients(settings)
-    return ClassifierService(settings, predictor, metrics, consumer, producer)
+    service = ClassifierService(settings, predictor, metrics, consumer, producer)
+    if clients is make_clients:  # a copy the DLQ topic refuses would cost a retry round
+        service.dlq_max_bytes = dlq_record_limit(client_config(settings.kafka), settings.dlq_topic)
+    return service

@@ -354,3 +354,38 @@ def test_the_rest_of_a_batch_the_client_cannot_read_past_is_unreadable_too() -> 
     found = unreadable_record(consumer, CorruptRecordError("x"))
     assert found is not None and found[1].offset == 7 and consumer.seeks == [(tp, 8)]
     assert "cannot read past offset 5" in found[1].error
+
+
+class FakeTransactionManager:
+    """kafka-python 3.0's classification: every non-retriable error fatal (idempotent)."""
+
+    ERROR_CLASS_FATAL = "FATAL"
+    ERROR_CLASS_NEEDS_EPOCH_BUMP = "NEEDS_EPOCH_BUMP"
+    ERROR_CLASS_NEEDS_PRODUCER_ID_RESET = "NEEDS_PRODUCER_ID_RESET"
+
+    def __init__(self, transactional: bool = False) -> None:
+        self.transactional = transactional
+
+    def is_transactional(self) -> bool:
+        return self.transactional
+
+    def _supports_epoch_bump(self) -> bool:
+        return True
+
+    def classify_batch_error(self, error: Any, batch: Any, log_start_offset: int = -1) -> str:
+        return self.ERROR_CLASS_FATAL
+
+
+def test_a_refused_record_no_longer_makes_the_idempotent_producer_fatal() -> None:
+    from kafka.errors import ClusterAuthorizationFailedError, InvalidRecordError
+
+    from stream.producer_errors import tolerate_refused_records
+
+    producer = type("Producer", (), {"_transaction_manager": FakeTransactionManager()})()
+    assert tolerate_refused_records(producer)
+    classify = producer._transaction_manager.classify_batch_error
+    assert classify(MessageSizeTooLargeError(), None) == "NEEDS_EPOCH_BUMP"
+    assert classify(InvalidRecordError, None) == "NEEDS_EPOCH_BUMP"
+    assert classify(ClusterAuthorizationFailedError(), None) == "FATAL"  # still fatal
+    transactional = type("P", (), {"_transaction_manager": FakeTransactionManager(True)})()
+    assert not tolerate_refused_records(transactional)
