@@ -205,8 +205,12 @@ class ClassifierService:
 
     def health(self) -> tuple[bool, str]:
         """For /healthz: alive unless the loop made no progress on waiting input for
-        `--stall-timeout-s` (see stream.liveness)."""
-        return self.liveness.health()
+        `--stall-timeout-s` (see stream.liveness). A loop held up because no broker can be
+        reached (e.g. waiting in a flush) is not stuck: a restart would not help."""
+        alive, why = self.liveness.health()
+        if not alive and broker_connected(self.consumer) is False:
+            return True, f"waiting for a broker ({why})"
+        return alive, why
 
     def run(self) -> None:
         """Polls and processes batches until stopped; then finishes the open batch and

@@ -389,3 +389,15 @@ def test_a_refused_record_no_longer_makes_the_idempotent_producer_fatal() -> Non
     assert classify(ClusterAuthorizationFailedError(), None) == "FATAL"  # still fatal
     transactional = type("P", (), {"_transaction_manager": FakeTransactionManager(True)})()
     assert not tolerate_refused_records(transactional)
+
+
+def test_a_stall_while_no_broker_can_be_reached_is_not_reported_as_stuck() -> None:
+    svc, _ = service(FakeConsumer(), FakeProducer())
+    svc.liveness.stall_timeout_s = 0.0
+    time.sleep(0.01)
+    assert not svc.health()[0]  # the fake's connection state is unknown: stuck
+    net = type("Net", (), {"cluster": type("C", (), {"brokers": lambda self: [
+        type("B", (), {"node_id": 1})()]})(), "connected": lambda self, node: False})()  # fmt: skip
+    svc.consumer._client = net  # type: ignore[attr-defined]
+    alive, why = svc.health()
+    assert alive and why.startswith("waiting for a broker")
