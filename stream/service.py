@@ -173,6 +173,7 @@ class ClassifierService:
         # when input and output have as many partitions, a record keeps its partition: the
         # same result as the key partitioner for keyed input, without hashing in Python
         self._keep_partition = False
+        self._output_partitions = 0  # input partitions added later are partitioned by key
         # records whose output or DLQ copy the broker refused for good: sent smaller next time
         self._refused = RefusedRecords()
         self.dlq_max_bytes = MAX_DLQ_RECORD_BYTES  # make_service reads the topic's own limit
@@ -323,6 +324,7 @@ class ClassifierService:
         except kafka_errors.KafkaError as err:
             log.warning("topic metadata unavailable (%s); partitioning outputs by key", err)
             return False
+        self._output_partitions = len(outputs or ())
         return bool(inputs) and bool(outputs) and len(inputs) == len(outputs)
 
     def _final_commit(self) -> None:
@@ -398,6 +400,7 @@ class ClassifierService:
         agreement: Tally[str] = Tally()
         symbol_label = self.metrics.symbol_label
         keep_partition = self._keep_partition
+        output_partitions = self._output_partitions
         futures: list[Any] = []
         owners: list[Any] = []  # the input record of each send, to trace a refusal to it
         skipped: list[Rejection] = []
@@ -426,7 +429,7 @@ class ClassifierService:
                 try:
                     future = (
                         send(output_topic, value=value, key=key, partition=record.partition)
-                        if keep_partition
+                        if keep_partition and record.partition < output_partitions
                         else send(output_topic, value=value, key=key)
                     )
                 except (kafka_errors.KafkaError, ValueError, TypeError) as err:

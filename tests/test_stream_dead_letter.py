@@ -401,3 +401,22 @@ def test_a_stall_while_no_broker_can_be_reached_is_not_reported_as_stuck() -> No
     svc.consumer._client = net  # type: ignore[attr-defined]
     alive, why = svc.health()
     assert alive and why.startswith("waiting for a broker")
+
+
+def test_records_of_an_input_partition_added_later_are_labeled_not_refused() -> None:
+    # input and output had 6 partitions at start; input partition 7 came later
+    consumer = FakeConsumer(polls=[fake_records("in", 7, [GOOD])])
+    producer = FakeProducer()
+    partition_checked = producer.send
+
+    def send(topic: str, value: Any = None, key: Any = None, **more: Any) -> Any:
+        if more.get("partition") is not None and more["partition"] not in range(6):
+            raise ValueError(f"Unrecognized partition {more['partition']} for topic {topic}")
+        return partition_checked(topic, value=value, key=key, **more)
+
+    producer.send = send  # type: ignore[method-assign]
+    svc, _ = service(consumer, producer)
+    svc._keep_partition = svc._same_partition_counts()
+    assert svc._keep_partition
+    run_until_idle(svc)
+    assert [(t, k) for t, k, _, _ in producer.sent] == [("out", b"4242")]
