@@ -71,11 +71,9 @@ def unreadable_record(consumer: Any, error: BaseException) -> tuple[Any, Unreada
     if tp is None or not isinstance(fetched_from, int) or not isinstance(failed_at, int):
         return None
     try:
-        if tp not in consumer.assignment():
-            return None
-        offset = consumer.position(tp, timeout_ms=0)
+        offset = consumer.position(tp, timeout_ms=0) if tp in consumer.assignment() else None
     except Exception:  # position unknown: nothing safe to skip
-        return None
+        offset = None
     # Either the record the consumer is at failed (whether the fetch began there or before
     # it), or a fetch that began there failed on an earlier record of the same batch.
     # Anything else is a stale fetch: skip nothing.
@@ -83,6 +81,7 @@ def unreadable_record(consumer: Any, error: BaseException) -> tuple[Any, Unreada
         (failed_at == offset and fetched_from <= offset)
         or (failed_at < offset and fetched_from == offset)
     ):
+        _release(half_read)
         return None
     consumer.seek(tp, offset + 1)  # the client drops the half-read fetch on the seek
     text = f"{type(error).__name__}: {error}"
@@ -99,3 +98,14 @@ def unreadable_record(consumer: Any, error: BaseException) -> tuple[Any, Unreada
         text,
     )
     return tp, UnreadableRecord(tp.topic, tp.partition, offset, None, None, [], -1, text)
+
+
+def _release(half_read: Any) -> None:
+    """Drops a half-read fetch that failed: kafka-python would otherwise take from its
+    exhausted reader again and again inside the next poll, which never returns. Dropped, the
+    records are fetched anew; if they fail again, the poll raises again and the loop retries
+    (and can stop, and /healthz reports the stall)."""
+    try:
+        half_read.drain()
+    except Exception:
+        log.debug("could not drop the half-read fetch", exc_info=True)

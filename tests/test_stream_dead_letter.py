@@ -282,6 +282,10 @@ class HalfReadFetch:
         self.topic_partition = tp
         self.next_fetch_offset = next_fetch_offset
         self.fetch_offset = next_fetch_offset if fetch_offset is None else fetch_offset
+        self.drained = False
+
+    def drain(self) -> None:
+        self.drained = True
 
 
 class WedgedConsumer(FakeConsumer):
@@ -328,8 +332,10 @@ def test_a_record_the_client_cannot_parse_is_skipped_past_and_dead_lettered() ->
 def test_nothing_is_skipped_when_the_consumer_is_not_at_the_failed_record() -> None:
     tp = FakeTopicPartition("in", 0)
     consumer = WedgedConsumer(tp)
-    consumer._fetcher._next_partition_records = HalfReadFetch(tp, 5)  # stale: position is 7
+    stale = HalfReadFetch(tp, 5)  # position is 7
+    consumer._fetcher._next_partition_records = stale
     assert unreadable_record(consumer, CorruptRecordError("x")) is None
+    assert stale.drained  # dropped, so the next poll fetches anew instead of spinning
     consumer._fetcher._next_partition_records = HalfReadFetch(tp, 9, 7)  # failed after it
     assert unreadable_record(consumer, CorruptRecordError("x")) is None
     consumer._fetcher._next_partition_records = HalfReadFetch(tp, 5, 3)  # stale, began before
