@@ -46,11 +46,11 @@ def test_healthz_tells_a_stuck_loop_from_an_idle_one_and_sigterm_ends_it_in_time
         time.sleep(STALL_TIMEOUT_S + 2)  # idle for longer than the limit: not stuck
         assert service.get("/healthz") == (200, "ok\n")
 
+        wedged_at = time.monotonic()  # the loop made progress (idle) until about now
         produce(kafka_bootstrap, input_topic, input_records(
             [InputMessage(99, f"$SPY {HANG_TEXT}", "bullish")]
             + [InputMessage(100 + i, f"$SPY puts {i}", "bearish") for i in range(10)]
         ))  # fmt: skip
-        wedged_at = time.monotonic()
         wait_for(lambda: service.get("/healthz")[0] == 503, STALL_TIMEOUT_S + 10, "503")
         unhealthy_after = time.monotonic() - wedged_at
         status, why = service.get("/healthz")
