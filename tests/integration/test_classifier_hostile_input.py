@@ -106,8 +106,9 @@ def test_a_batch_in_a_codec_the_client_lacks_is_dead_lettered_and_passed(
     assert all(r.value is None and r.key == b"" for r in letters)
 
 
+@pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
 def test_records_other_clients_write_end_in_the_dlq_or_the_output_keyed_by_id(
-    kafka_bootstrap: str, make_topic: Callable[..., str], group_id: str
+    guarantee: str, kafka_bootstrap: str, make_topic: Callable[..., str], group_id: str
 ) -> None:
     topics = (make_topic("in", 1), make_topic("out", 1), make_topic("dlq", 1))
     produce_unchecked(  # one batch, offsets 0-5
@@ -129,9 +130,16 @@ def test_records_other_clients_write_end_in_the_dlq_or_the_output_keyed_by_id(
         [(b"3", good(3), [(bad_name, b"v")]), (b"7", good(7), [])],
     )
     produce_unchecked(kafka_bootstrap, topics[0], [(b"8", good(8), [])])  # offset 8
-    with classifier(kafka_bootstrap, group_id, topics) as running:
-        outputs = drain(kafka_bootstrap, topics[1], expected=5, timeout_s=60)
-        letters = drain(kafka_bootstrap, topics[2], expected=4, timeout_s=30)
+    isolation = "read_committed" if guarantee == "exactly-once" else "read_uncommitted"
+    with classifier(
+        kafka_bootstrap, group_id, topics, processing_guarantee=guarantee, instance_id=group_id
+    ) as running:
+        outputs = drain(
+            kafka_bootstrap, topics[1], expected=5, timeout_s=60, isolation_level=isolation
+        )
+        letters = drain(
+            kafka_bootstrap, topics[2], expected=4, timeout_s=30, isolation_level=isolation
+        )
         wait_for(lambda: committed(kafka_bootstrap, group_id, topics[0]) == {0: 9}, 20, "commit")
         assert running.sample(P + "messages_consumed_total") == 9
     assert [(r.key, orjson.loads(r.value)["id"]) for r in outputs] == [
