@@ -36,7 +36,7 @@ from producers.replay import ReplayError, check_file, read_messages
 from producers.state import FileStateStore, StateError, default_state_path
 from producers.stocktwits_api import DEFAULT_API_BASE_URL, DEFAULT_USER_AGENT, StockTwitsClient
 from producers.synthetic import SyntheticMessages
-from stocksent.kafka_settings import CONNECTION_OPTIONS
+from stocksent.kafka_settings import COMPRESSION_OPTION, CONNECTION_OPTIONS
 from stocksent.options import (
     LOG_LEVEL_OPTION,
     Option,
@@ -82,6 +82,7 @@ def symbol_list(value: str) -> tuple[str, ...]:
 PRODUCER_OPTIONS: tuple[Option, ...] = (
     *CONNECTION_OPTIONS,
     Option("topic", non_empty_text, INPUT_TOPIC, "Kafka topic to publish messages to"),
+    COMPRESSION_OPTION,
     Option("symbols", symbol_list, (), "watchlist to poll, e.g. SPY,AAPL (live source)"),
     Option("api_base_url", non_empty_text, DEFAULT_API_BASE_URL, "StockTwits API v2 base URL"),
     Option(

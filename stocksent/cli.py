@@ -48,6 +48,7 @@ _EXIT_MEANING = {
     ExitCode.KAFKA_UNREACHABLE: "Kafka unreachable",
     ExitCode.IN_USE: "a port in use or a previous run still running",
     ExitCode.NOTHING_TO_JUDGE: "learn --once: too few tagged messages for a candidate",
+    ExitCode.STOP_CUT_SHORT: "a stop overran its bound and was cut short",
     ExitCode.INTERRUPTED: "interrupted while starting",
 }
 

@@ -20,6 +20,7 @@ class ExitCode(enum.IntEnum):
     KAFKA_UNREACHABLE = 3  # no Kafka answered at the configured address within the timeout
     IN_USE = 4  # a port is held by another program, or a previous run is still running
     NOTHING_TO_JUDGE = 5  # `learn --once`: too few tagged messages to train a candidate
+    STOP_CUT_SHORT = 6  # a stop overran its bound and was cut short (classify's watchdog)
     INTERRUPTED = 130  # Ctrl-C before the command had anything to stop
 
 

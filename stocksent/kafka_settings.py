@@ -19,6 +19,13 @@ from stocksent.options import (
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+# Every codec Kafka has; consumers read them all (the codec libraries are dependencies).
+COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
+# kafka-python's reconnect backoff grows to 30 s by default: after a broker restart the
+# classifier then went 10-12 s without output and 37-48 s without committing. The Java
+# client caps it at 1 s; so do we.
+RECONNECT_BACKOFF_MS = 50
+RECONNECT_BACKOFF_MAX_MS = 1000
 
 CONNECTION_OPTIONS: tuple[Option, ...] = (
     Option("bootstrap_servers", non_empty_text, "127.0.0.1:9092", "Kafka bootstrap servers"),
@@ -45,11 +52,22 @@ CONNECTION_OPTIONS: tuple[Option, ...] = (
 )
 
 
+COMPRESSION_OPTION = Option(
+    "compression_type",
+    text,
+    "none",
+    "compression of the record batches published (Kafka's compression.type)",
+    choices=COMPRESSION_TYPES,
+)
+
+
 def client_config(settings: Mapping[str, Any]) -> dict[str, Any]:
     """kafka-python keyword arguments common to consumers, producers and admin clients."""
     config: dict[str, Any] = {
         "bootstrap_servers": [s.strip() for s in settings["bootstrap_servers"].split(",")],
         "security_protocol": settings.get("security_protocol") or "PLAINTEXT",
+        "reconnect_backoff_ms": RECONNECT_BACKOFF_MS,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     if settings.get("sasl_mechanism"):
         config["sasl_mechanism"] = settings["sasl_mechanism"]
@@ -72,6 +90,9 @@ def producer_config(settings: Mapping[str, Any], **overrides: Any) -> dict[str, 
         max_in_flight_requests_per_connection=5,
         retries=2**31 - 1,
     )
+    compression = settings.get("compression_type")
+    if compression and compression != "none":
+        config["compression_type"] = compression
     config.update(overrides)
     return config
 

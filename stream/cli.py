@@ -66,6 +66,7 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
 
     # Imported here so that `--help` and settings errors never pay for TensorFlow.
     from stream.http import HealthServer
+    from stream.liveness import ShutdownWatchdog
     from stream.metrics import ClassifierMetrics
     from stream.model_follower import ModelFollower, VersionRefusedError, load_version
     from stream.predictor import SentimentPredictor, load_predictor
@@ -93,10 +94,12 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
             settings.metrics_port,
             registry,
             readiness,
+            lambda: service.health() if service is not None else (True, "loading the model"),
         ).start()
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, health.port)
 
     stop_requested = False
+    watchdog = ShutdownWatchdog()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         nonlocal stop_requested
@@ -104,8 +107,13 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
             log.info("%s while starting: stopping", signal.Signals(signum).name)
             raise SystemExit(0)
         stop_requested = True
-        log.info("%s: finishing the open batch, then stopping", signal.Signals(signum).name)
+        log.info(
+            "%s: finishing the open batch, then stopping (at most %.0fs)",
+            signal.Signals(signum).name,
+            watchdog.bound_s,
+        )
         service.stop()
+        watchdog.arm()  # whatever the loop is doing, the process ends within the bound
 
     # Only sets an event: the follower's thread does the work (without a store, nothing does).
     check_store_now = threading.Event()
@@ -183,6 +191,7 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
         log.exception("the classifier stopped on an unexpected error")
         return 1
     finally:
+        watchdog.disarm()
         if follower is not None:
             follower.stop()
         if health is not None:

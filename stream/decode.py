@@ -34,6 +34,10 @@ class DeadLetterReason(enum.StrEnum):
     BODY_NOT_STRING = "body_not_string"
     EMPTY_BODY = "empty_body"
     PREDICTION_FAILED = "prediction_failed"  # the model raised on this one message
+    # the Kafka client cannot parse the record (e.g. a header name that is not UTF-8, a
+    # failed CRC, a codec it lacks): skipped past; the DLQ copy has no key or value
+    UNREADABLE = "unreadable"
+    OUTPUT_REFUSED = "output_refused"  # the broker refused the labeled record for good
 
 
 @dataclass(frozen=True, slots=True)

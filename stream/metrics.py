@@ -16,9 +16,11 @@ PREFIX: Final = "stocksent_classifier_"
 
 # The closed list: name -> what it counts. A name used anywhere else must be one of these.
 METRIC_NAMES: Final[dict[str, str]] = {
-    "messages_consumed_total": "input records processed (each ends as one output or DLQ record)",
+    "messages_consumed_total": "input records processed (each ends as one output or DLQ record, or a skip)",
     "records_published_total": "labeled records published to the output topic",
     "dead_letters_total": "input records sent to the dead-letter topic, by reason",
+    "records_skipped_total": "input records neither labeled nor dead-lettered, by reason: the "
+    "broker refused even a minimal DLQ copy (each is logged with its coordinates)",
     "errors_total": "errors by stage of the loop (the service carried on or retried)",
     "batch_size": "messages per processed batch",
     "scoring_wait_seconds": "time a batch waited for the model (busy with the one before)",
@@ -80,6 +82,7 @@ class ClassifierMetrics:
         self.consumed = Counter(*doc("messages_consumed_total"), registry=registry)
         self.published = Counter(*doc("records_published_total"), registry=registry)
         self.dead_letters = Counter(*doc("dead_letters_total"), ["reason"], registry=registry)
+        self.skipped = Counter(*doc("records_skipped_total"), ["reason"], registry=registry)
         self.errors = Counter(*doc("errors_total"), ["stage"], registry=registry)
         self.batch_size = Histogram(
             *doc("batch_size"), buckets=BATCH_SIZE_BUCKETS, registry=registry
@@ -111,6 +114,7 @@ class ClassifierMetrics:
         # alerts work before the first event of each kind.
         for reason in DeadLetterReason:
             self.dead_letters.labels(reason.value)
+            self.skipped.labels(reason.value)
         for stage in ERROR_STAGES:
             self.errors.labels(stage)
         for label in ("bullish", "bearish"):

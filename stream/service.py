@@ -47,13 +47,22 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from model.store import bullish_prior
 from stocksent.kafka_settings import client_config, producer_config
 from stream.batcher import Batcher
-from stream.dead_letter import dead_letter
+from stream.dead_letter import (
+    MAX_DLQ_RECORD_BYTES,
+    RefusedRecords,
+    dead_letter,
+    dlq_record_limit,
+    is_permanent,
+)
 from stream.decode import ClassifiableMessage, DeadLetterReason, Rejection, decode
+from stream.liveness import Liveness, broker_connected
 from stream.metrics import ClassifierMetrics
 from stream.offsets import first_offsets, next_offsets
 from stream.predictor import SentimentPredictor, label_for
+from stream.producer_errors import tolerate_refused_records
 from stream.sentiment_record import sentiment_record, utc_now_iso
 from stream.settings import ClassifierSettings
+from stream.unreadable import UnreadableRecord, unreadable_record
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +192,12 @@ class ClassifierService:
         # when input and output have as many partitions, a record keeps its partition: the
         # same result as the key partitioner for keyed input, without hashing in Python
         self._keep_partition = False
+        self._output_partitions = 0  # input partitions added later are partitioned by key
+        # records whose output or DLQ copy the broker refused for good: sent smaller next time
+        self._refused = RefusedRecords()
+        self.dlq_max_bytes = MAX_DLQ_RECORD_BYTES  # make_service reads the topic's own limit
+        self.liveness = Liveness(settings.stall_timeout_s)  # what /healthz and /readyz say
+        self._input_waiting = False  # lag seen on an idle partition at the last refresh
         metrics.set_model(self.model_version, _bullish_prior(predictor))
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -197,10 +212,25 @@ class ClassifierService:
         return self._stop.is_set()
 
     def readiness(self) -> tuple[bool, str]:
-        """For /readyz: ready when the model is loaded and partitions are assigned."""
+        """For /readyz: ready when the model is loaded, partitions are assigned and it can
+        consume (polls succeed, a broker is connected)."""
         if not self.assigned:
             return False, f"model {self.model_version} loaded; waiting for partitions"
+        consuming, why = self.liveness.consuming()
+        if not consuming:
+            return False, why
+        if broker_connected(self.consumer) is False:
+            return False, "cannot consume: no broker connection"
         return True, f"ready: {len(self.assigned)} partition(s), model {self.model_version}"
+
+    def health(self) -> tuple[bool, str]:
+        """For /healthz: alive unless the loop made no progress on waiting input for
+        `--stall-timeout-s` (see stream.liveness). A loop held up because no broker can be
+        reached (e.g. waiting in a flush) is not stuck: a restart would not help."""
+        alive, why = self.liveness.health()
+        if not alive and broker_connected(self.consumer) is False:
+            return True, f"waiting for a broker ({why})"
+        return alive, why
 
     def run(self) -> None:
         """Polls and processes batches until stopped; then finishes the open batch and
@@ -254,6 +284,10 @@ class ClassifierService:
             if self._commit_failed and not self.settings.exactly_once:
                 self._recommit()
             self._refresh_idle_lag()
+            # idle with nothing to read is progress; with input waiting it is a stall, unless
+            # no broker can be reached (not ready then, and a restart would not help)
+            if not self._input_waiting or broker_connected(self.consumer) is False:
+                self.liveness.progressed()
 
     def _model_is_free(self) -> bool:
         """True when every batch handed to the model is scored (published or not): no
@@ -266,13 +300,20 @@ class ClassifierService:
             polled: dict[Any, list[Any]] = self.consumer.poll(
                 timeout_ms=timeout_ms, max_records=self.batcher.room
             )
-        except kafka_errors.KafkaError as err:
+        except Exception as err:
             if isinstance(err, kafka_errors.CommitFailedError | kafka_errors.IllegalStateError):
                 raise
-            log.warning("poll failed (%s); retrying", err)
             self.metrics.error("consume")
-            time.sleep(RETRY_BACKOFF_S / 4)
+            self.liveness.poll_failed(err)
+            found = unreadable_record(self.consumer, err)  # positioned after it already
+            if found is not None:
+                return {found[0]: [found[1]]}  # dead-lettered like any bad record
+            if not isinstance(err, kafka_errors.KafkaError):
+                raise
+            log.warning("poll failed (%s); retrying", err)
+            self._stop.wait(RETRY_BACKOFF_S / 4)  # a stop ends the wait
             return None
+        self.liveness.polled()
         return polled
 
     def _finish_oldest(self) -> bool:
@@ -302,6 +343,7 @@ class ClassifierService:
         except kafka_errors.KafkaError as err:
             log.warning("topic metadata unavailable (%s); partitioning outputs by key", err)
             return False
+        self._output_partitions = len(outputs or ())
         return bool(inputs) and bool(outputs) and len(inputs) == len(outputs)
 
     def _final_commit(self) -> None:
@@ -365,6 +407,8 @@ class ClassifierService:
                 if type(result) is ClassifiableMessage:
                     messages.append(result)
                     sources.append(record)
+                elif type(record) is UnreadableRecord:  # value None: the client could not read
+                    rejected.append((record, record.rejection))
                 else:
                     rejected.append((record, result))  # type: ignore[arg-type]
         failed: list[tuple[Any, Rejection]] = []  # appended to by the inference thread
@@ -390,13 +434,20 @@ class ClassifierService:
         agreement: Tally[str] = Tally()
         symbol_label = self.metrics.symbol_label
         keep_partition = self._keep_partition
-        futures = []
+        output_partitions = self._output_partitions
+        futures: list[Any] = []
+        owners: list[Any] = []  # the input record of each send, to trace a refusal to it
+        skipped: list[Rejection] = []
+        refused = self._refused
         if settings.exactly_once:
             self.producer.begin_transaction()
         try:
             for message, record, probability in zip(messages, sources, probabilities, strict=True):
                 if probability is None:
                     continue  # dead-lettered by _predict
+                if refused and refused.count(record):  # the output topic refused it for good
+                    rejected.append((record, _output_refused(refused.last_error(record))))
+                    continue
                 label = label_for(probability)
                 value = sentiment_record(
                     message,
@@ -408,34 +459,36 @@ class ClassifierService:
                     offset=record.offset,
                     classified_at=classified_at,
                 )
-                futures.append(
-                    send(output_topic, value=value, key=record.key, partition=record.partition)
-                    if keep_partition
-                    else send(output_topic, value=value, key=record.key)
-                )
+                key = str(message.id).encode()  # whatever the input key was (or was not)
+                try:
+                    future = (
+                        send(output_topic, value=value, key=key, partition=record.partition)
+                        if keep_partition and record.partition < output_partitions
+                        else send(output_topic, value=value, key=key)
+                    )
+                except (kafka_errors.KafkaError, ValueError, TypeError) as err:
+                    if not is_permanent(err):
+                        raise
+                    refused.refused(record, err)
+                    rejected.append((record, _output_refused(f"{type(err).__name__}: {err}")))
+                    continue
+                futures.append(future)
+                owners.append(record)
                 labels[label] += 1
                 for symbol in {symbol_label(s) for s in message.symbols}:
                     symbol_labels[symbol, label] += 1
                 if message.author_sentiment is not None:
                     agreement["agree" if message.author_sentiment == label else "disagree"] += 1
             for record, rejection in rejected:
-                letter = dead_letter(
-                    key=record.key,
-                    value=record.value,
-                    original_headers=record.headers or (),
-                    reason=rejection.reason,
-                    detail=rejection.detail,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    timestamp_ms=record.timestamp,
-                    dead_lettered_at=classified_at,
-                )
-                futures.append(
-                    send(dlq_topic, value=letter.value, key=letter.key, headers=letter.headers)
-                )
+                future = self._dead_letter(record, rejection, dlq_topic, classified_at)
+                if future is None:
+                    skipped.append(rejection)
+                else:
+                    futures.append(future)
+                    owners.append(record)
             committed = self._commit(batch, futures)
         except kafka_errors.KafkaError as err:
+            self._note_refusals(futures, owners)
             committed = self._recover(batch, "produce", err)
         if not committed:
             return False
@@ -454,8 +507,14 @@ class ClassifierService:
         for verdict, count in agreement.items():
             metrics.author_tags.labels(verdict, version).inc(count)
         reasons = Tally(rejection.reason.value for _, rejection in rejected)
+        reasons.subtract(rejection.reason.value for rejection in skipped)
         for reason, count in reasons.items():
-            metrics.dead_letters.labels(reason).inc(count)
+            if count:
+                metrics.dead_letters.labels(reason).inc(count)
+        for reason, count in Tally(rejection.reason.value for rejection in skipped).items():
+            metrics.skipped.labels(reason).inc(count)
+        if refused:
+            refused.settled(batch)
         metrics.observe_end_to_end(
             [
                 max(0.0, now - record.timestamp / 1000.0)
@@ -465,7 +524,58 @@ class ClassifierService:
         )
         self._update_lag(batch)
         self.batches_processed += 1
+        self.liveness.progressed()
         return True
+
+    def _dead_letter(
+        self, record: Any, rejection: Rejection, dlq_topic: str, dead_lettered_at: str
+    ) -> Any | None:
+        """Sends the record's DLQ copy: whole (what Kafka cannot carry replaced or cut), or
+        minimal once the broker refused the whole one for good. None when even the minimal
+        copy was refused: the record is skipped, logged with its coordinates."""
+        refusals = self._refused.count(record) if self._refused else 0
+        if rejection.reason is DeadLetterReason.OUTPUT_REFUSED:
+            refusals -= 1  # its first refusal was the labeled record's
+        for minimal in (False, True)[max(0, refusals) :]:
+            letter = dead_letter(
+                key=record.key,
+                value=record.value,
+                original_headers=record.headers,
+                reason=rejection.reason,
+                detail=rejection.detail,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                timestamp_ms=record.timestamp,
+                dead_lettered_at=dead_lettered_at,
+                max_bytes=self.dlq_max_bytes,
+                minimal=minimal,
+            )
+            try:
+                return self.producer.send(
+                    dlq_topic, value=letter.value, key=letter.key, headers=letter.headers
+                )
+            except (kafka_errors.KafkaError, ValueError, TypeError) as err:
+                if not is_permanent(err):
+                    raise
+                self._refused.refused(record, err)
+        log.error(
+            "%s[%d]@%d skipped: its DLQ copy was refused even minimal (%s; reason %s: %s)",
+            record.topic,
+            record.partition,
+            record.offset,
+            self._refused.last_error(record),
+            rejection.reason.value,
+            rejection.detail,
+        )
+        return None
+
+    def _note_refusals(self, futures: Sequence[Any], owners: Sequence[Any]) -> None:
+        """After a failed publish: the records whose send failed for good go one step down
+        (see `RefusedRecords`) when the batch is read again."""
+        for future, record in zip(futures, owners, strict=False):
+            if future.failed() and is_permanent(future.exception):
+                self._refused.refused(record, future.exception)
 
     def _predict(
         self,
@@ -561,7 +671,7 @@ class ClassifierService:
         for tp, offset in first_offsets(batch).items():
             if tp in assigned:
                 self.consumer.seek(tp, offset)
-        time.sleep(RETRY_BACKOFF_S)
+        self._stop.wait(RETRY_BACKOFF_S)  # a stop ends the wait: the batch is re-read later
         return False
 
     # ---- lag -----------------------------------------------------------------------------
@@ -580,6 +690,7 @@ class ClassifierService:
             return
         self._last_lag_refresh = now
         lag = self.metrics.consumer_lag
+        waiting = False
         for tp in list(self.assigned):
             try:
                 high = self.consumer.highwater(tp)
@@ -588,6 +699,8 @@ class ClassifierService:
                 continue
             if high is not None and position is not None:
                 lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+                waiting = waiting or high > position
+        self._input_waiting = waiting
 
     # ---- rebalance -------------------------------------------------------------------------
 
@@ -641,6 +754,10 @@ def _bullish_prior(predictor: SentimentPredictor) -> float | None:
     return bullish_prior(manifest) if isinstance(manifest, dict) else None
 
 
+def _output_refused(error: str) -> Rejection:
+    return Rejection(DeadLetterReason.OUTPUT_REFUSED, f"output topic refused it: {error}")
+
+
 def _names(partitions: set[Any]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)) or "none"
 
@@ -671,6 +788,7 @@ def make_clients(settings: ClassifierSettings) -> tuple[KafkaConsumer, KafkaProd
             transaction_timeout_ms=30_000,
         )
     producer = KafkaProducer(**producer_config(settings.kafka, **overrides))
+    tolerate_refused_records(producer)  # a refused record must not break it for good
     return consumer, producer
 
 
@@ -684,4 +802,7 @@ def make_service(
     """A service wired to real (or given) Kafka clients; `model_updates` (a follower's
     `take`) gives a newer model to serve from the next batch, or None."""
     consumer, producer = clients(settings)
-    return ClassifierService(settings, predictor, metrics, consumer, producer, model_updates)
+    service = ClassifierService(settings, predictor, metrics, consumer, producer, model_updates)
+    if clients is make_clients:  # a copy the DLQ topic refuses would cost a retry round
+        service.dlq_max_bytes = dlq_record_limit(client_config(settings.kafka), settings.dlq_topic)
+    return service

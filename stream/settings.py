@@ -173,6 +173,12 @@ OPTIONS: tuple[Option, ...] = (
         ("SPY", "AAPL", "TSLA", "NVDA", "AMZN", "MSFT", "QQQ", "BTC.X"),
         "watchlist: symbols with their own metric label (others count as `other`)",
     ),
+    Option(
+        "stall_timeout_s",
+        positive_float,
+        60.0,
+        "seconds without progress on waiting input after which /healthz reports the loop stuck",
+    ),
     Option("metrics_host", non_empty_text, "127.0.0.1", "address of /metrics, /healthz, /readyz"),
     Option("metrics_port", port, DEFAULT_METRICS_PORT, "port of /metrics (0 disables)"),
     LOG_LEVEL_OPTION,
@@ -199,6 +205,7 @@ class ClassifierSettings:
     processing_guarantee: ProcessingGuarantee
     max_message_bytes: int
     symbols: tuple[str, ...]
+    stall_timeout_s: float
     metrics_host: str
     metrics_port: int
     log_level: str
@@ -257,6 +264,7 @@ def from_values(values: Mapping[str, Any]) -> ClassifierSettings:
         processing_guarantee=values["processing_guarantee"],
         max_message_bytes=values["max_message_bytes"],
         symbols=values["symbols"],
+        stall_timeout_s=values["stall_timeout_s"],
         metrics_host=values["metrics_host"],
         metrics_port=values["metrics_port"],
         log_level=values["log_level"],

@@ -78,6 +78,29 @@ def keyword_predictor() -> KeywordPredictor:
 
 STAND_IN_MODEL_SPEC = "py:tests.classifier_support:keyword_predictor"
 
+HANG_TEXT = "__hang_the_model__"
+
+
+class HangingPredictor(KeywordPredictor):
+    """The stand-in, except that a batch holding HANG_TEXT never returns: a model call
+    wedged for good, for the liveness and shutdown tests."""
+
+    version = "stand-in-hangs-1"
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """P(bullish) per text, or never."""
+        if any(HANG_TEXT in text for text in texts):
+            threading.Event().wait()
+        return super().predict(texts)
+
+
+def hanging_predictor() -> HangingPredictor:
+    """Factory for `--model py:tests.classifier_support:hanging_predictor`."""
+    return HangingPredictor()
+
+
+HANGING_MODEL_SPEC = "py:tests.classifier_support:hanging_predictor"
+
 
 def real_model_available() -> bool:
     """True once the model package and its committed pretrained artifact are in the repo."""
@@ -186,6 +209,8 @@ class FakeProducer:
         default_factory=list
     )
     fail_sends: bool = False
+    # a permanent broker refusal: the exception a send of these arguments fails with, or None
+    refuse: Any = None
     transactions: list[str] = field(default_factory=list)
     offsets_in_transactions: list[dict[Any, Any]] = field(default_factory=list)
     closed: bool = False
@@ -199,10 +224,24 @@ class FakeProducer:
         headers: list[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> FakeFuture:
+        # what kafka-python's producer checks before sending, so unit tests catch it too
+        if value is None and key is None:
+            raise ValueError("Need at least one: key or value")
+        if not all(
+            isinstance(h, tuple)
+            and len(h) == 2
+            and isinstance(h[0], str)
+            and isinstance(h[1], bytes)
+            for h in headers or []
+        ):
+            raise TypeError("All headers items must be (str, bytes) tuples")
         if self.fail_sends:
             from kafka.errors import KafkaTimeoutError
 
             return FakeFuture(KafkaTimeoutError("fake broker down"))
+        refusal = self.refuse and self.refuse(topic, key, value, headers or [])
+        if refusal:
+            return FakeFuture(refusal)
         self._pending.append((topic, key, value, headers or []))
         return FakeFuture()
 

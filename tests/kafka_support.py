@@ -14,7 +14,15 @@ from kafka.consumer.fetcher import ConsumerRecord
 from stocksent.local_kafka import free_port_pair
 from stocksent.topics_cli import ensure_topics
 
-__all__ = ["create_topic", "drain", "free_port_pair", "produce", "unique_name"]
+__all__ = [
+    "NonUtf8HeaderName",
+    "create_topic",
+    "drain",
+    "free_port_pair",
+    "produce",
+    "produce_unchecked",
+    "unique_name",
+]
 
 
 def unique_name(prefix: str) -> str:
@@ -37,9 +45,11 @@ def produce(
     bootstrap: str,
     topic: str,
     records: Iterable[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]],
+    **config: Any,
 ) -> int:
-    """Sends (key, value, headers) records, waits for every ack; returns how many."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    """Sends (key, value, headers) records, waits for every ack; returns how many.
+    `config`: more KafkaProducer settings (e.g. compression_type)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **config)
     futures = [
         producer.send(topic, key=key, value=value, headers=headers or [])
         for key, value, headers in records
@@ -49,6 +59,56 @@ def produce(
         future.get(timeout=30)
     producer.close()
     return len(futures)
+
+
+class NonUtf8HeaderName(str):
+    """A header name whose bytes on the wire are `raw`, not valid UTF-8: what a client in
+    another language can write (Kafka's header names are bytes to the broker), written by
+    kafka-python's own record encoder, which asks the name for its bytes."""
+
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> NonUtf8HeaderName:
+        name = super().__new__(cls, raw.decode("utf-8", "backslashreplace"))
+        name.raw = raw
+        return name
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self.raw
+
+
+def produce_unchecked(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]] | None]],
+    partition: int = 0,
+) -> int:
+    """Like `produce`, as one batch to one partition, but past `KafkaProducer.send`'s
+    argument checks, for what other clients write and kafka-python refuses to: a record with
+    neither key nor value, a header with a null value. The batch is encoded by kafka-python's
+    record builder and sent by a real producer's sender, as its own batches are."""
+    from kafka.producer.producer_batch import ProducerBatch
+    from kafka.record.memory_records import MemoryRecordsBuilder
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        producer.partitions_for(topic)  # metadata first, as send() would wait for it
+        tp = TopicPartition(topic, partition)
+        accumulator = producer._accumulator
+        builder = MemoryRecordsBuilder(2, 0, 16 * 1024 * 1024)
+        count = 0
+        for key, value, headers in records:
+            assert builder.append(int(time.time() * 1000), key, value, headers or [])
+            count += 1
+        batch = ProducerBatch(tp, builder)
+        with accumulator._tp_lock(tp):
+            accumulator._batches[tp].append(batch)
+            accumulator._incomplete.add(batch)
+        producer.flush(timeout=30)
+        assert batch.produce_future.succeeded(), batch.produce_future.exception
+    finally:
+        producer.close()
+    return count
 
 
 def drain(

@@ -6,7 +6,12 @@ import argparse
 
 import pytest
 
-from stocksent.kafka_settings import CONNECTION_OPTIONS, client_config, producer_config
+from stocksent.kafka_settings import (
+    COMPRESSION_OPTION,
+    CONNECTION_OPTIONS,
+    client_config,
+    producer_config,
+)
 from stocksent.options import (
     Option,
     Secret,
@@ -68,3 +73,32 @@ def test_producer_is_idempotent_and_waits_for_all() -> None:
     config = producer_config(parse(["--bootstrap-servers", "a:1,b:2"], {}))
     assert config["bootstrap_servers"] == ["a:1", "b:2"]
     assert config["acks"] == "all" and config["enable_idempotence"] is True
+
+
+def test_reconnect_backoff_is_capped_at_a_second_like_the_java_client() -> None:
+    config = client_config(parse([], {}))
+    assert config["reconnect_backoff_max_ms"] == 1000
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compression_type_reaches_the_producer_and_its_codec_is_installed(codec: str) -> None:
+    import kafka.codec
+    from kafka import KafkaProducer
+
+    options = (*CONNECTION_OPTIONS, COMPRESSION_OPTION)
+    parser = argparse.ArgumentParser()
+    add_options(parser, options)
+    values = resolve(parser.parse_args(["--compression-type", codec]), options, {})
+    config = producer_config(values)
+    assert config["compression_type"] == codec
+    assert getattr(kafka.codec, f"has_{codec}")()  # else the producer refuses the setting
+    assert KafkaProducer.DEFAULT_CONFIG["compression_type"] is None
+    assert "compression_type" not in producer_config(parse([], {}))
+
+
+def test_an_unknown_compression_type_is_named() -> None:
+    options = (*CONNECTION_OPTIONS, COMPRESSION_OPTION)
+    parser = argparse.ArgumentParser()
+    add_options(parser, options)
+    with pytest.raises(SettingsError, match="brotli"):
+        resolve(parser.parse_args([]), options, {"STOCKSENT_COMPRESSION_TYPE": "brotli"})

@@ -23,3 +23,16 @@ def test_output_example_is_valid_against_the_schema() -> None:
     match = re.search(r"<!-- output-example -->\s*```json\n(.*?)```", text, re.S)
     assert match, "README.md has no output example"
     jsonschema.validate(json.loads(match.group(1)), schema())
+
+
+def test_the_dead_letter_section_lists_every_reason_with_an_example() -> None:
+    from stream.decode import DeadLetterReason
+
+    text = README.read_text(encoding="utf-8")
+    table = text.split("<!-- dlq-reasons -->", 1)[1].split("\n\n", 1)[0]
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[3].strip()
+        for line in table.strip().splitlines()[2:]
+    }
+    assert set(rows) == {reason.value for reason in DeadLetterReason}
+    assert all(rows.values()), "a reason without an example"

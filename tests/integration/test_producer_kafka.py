@@ -275,3 +275,28 @@ def _high_water(state: Path, symbol: str) -> int | None:
     except (FileNotFoundError, ValueError):
         return None
     return entry["high_water_id"] if entry else None
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compression_type_compresses_the_batches_on_the_broker(
+    codec: str, kafka_bootstrap: str, make_topic: Callable[..., str], monkeypatch: Any
+) -> None:
+    from kafka.record.default_records import DefaultRecordBatch
+
+    topic = make_topic("compressed")
+    argv = ["--bootstrap-servers", kafka_bootstrap, "--topic", topic, "--synthetic"]
+    argv += ["--compression-type", codec, "--rate", "0", "--count", "200", "--metrics-port", "0"]
+    assert main(argv, "p") == 0
+    seen: set[int] = set()
+    uncompress = DefaultRecordBatch._maybe_uncompress
+
+    def spy(batch: Any) -> None:  # what the consumer finds on the broker, batch by batch
+        seen.add(batch.compression_type)
+        uncompress(batch)
+
+    monkeypatch.setattr(DefaultRecordBatch, "_maybe_uncompress", spy)
+    records = drain(kafka_bootstrap, topic, expected=200, idle_s=0.5)
+    assert len(records) == 200
+    codes = {"gzip": DefaultRecordBatch.CODEC_GZIP, "snappy": DefaultRecordBatch.CODEC_SNAPPY,
+             "lz4": DefaultRecordBatch.CODEC_LZ4, "zstd": DefaultRecordBatch.CODEC_ZSTD}  # fmt: skip
+    assert seen == {codes[codec]}
