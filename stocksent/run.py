@@ -349,12 +349,23 @@ def stop_processes(pids: Mapping[str, int], timeout_s: float = 20.0) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(_alive_stocksent(p) for p in pids.values()):
+    # Gone means gone from the process table (or a zombie), not only "no longer a stocksent
+    # command line": an exiting process loses its command line before it closes its sockets,
+    # and the ports it held are checked next.
+    while time.monotonic() < deadline and any(_exists(p) for p in pids.values()):
         time.sleep(0.2)
     for pid in pids.values():
         if _alive_stocksent(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _exists(pid: int) -> bool:
+    """True while `pid` is in the process table and not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _describe(pids: Mapping[str, int]) -> str:
