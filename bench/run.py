@@ -679,6 +679,34 @@ def _sweep_note(*parts: Any) -> str:
     return f" ({'; '.join(shown)})" if shown else " (not swept)"
 
 
+# The rows of the full table (bench/results/latest.md) that the README shows, by how they
+# start: the figures a user compares; the rest explains them and stays in latest.md.
+README_ROWS = (
+    "model ceiling",
+    "naive: Keras",
+    "pipeline drain",
+    "pipeline / ceiling",
+    "pipeline / naive (Keras",
+    "end-to-end latency",
+    "classifier peak RSS",
+    "classifier start-up",
+)
+
+
+def readme_table(table: str) -> str:
+    """The README's short form of `markdown()`'s table: its header and the `README_ROWS`,
+    with a pointer to the full table."""
+    lines = table.splitlines()
+    kept = [
+        line
+        for line in lines
+        if not line.startswith("| ")
+        or line.startswith(("| measure ", "| --- "))
+        or line.removeprefix("| ").startswith(README_ROWS)
+    ]
+    return "\n".join(kept) + "\n\nEvery figure of the run: `bench/results/latest.md`.\n"
+
+
 def update_readme(table: str, readme: Path = README) -> bool:
     """Replaces the text between the benchmark markers; False when there are none."""
     if not readme.is_file():
@@ -820,7 +848,7 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
     table = markdown(result)
     args.out.with_suffix(".md").write_text(table, encoding="utf-8")
     if args.out == RESULTS_DIR / "latest.json" and not args.no_readme:
-        update_readme(table)
+        update_readme(readme_table(table))
     print(table)
     print(f"wrote {args.out}")
     return 0
