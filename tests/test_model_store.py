@@ -145,3 +145,25 @@ def test_bullish_prior_comes_from_the_manifest() -> None:
     assert committed is not None and 0.5 < committed < 0.6  # SPY 2017 train: 55% bullish
     assert bullish_prior({"data": {}}) is None
     assert bullish_prior({}) is None
+
+
+@pytest.mark.tensorflow
+def test_evaluate_scores_a_stored_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`stocksent evaluate --model DIR/versions/<version>` works on any stored version."""
+    from model.evaluate_cli import main as evaluate_main
+    from model.predictor import PRETRAINED_DIR
+
+    store = ModelStore.init(tmp_path / "store", PRETRAINED_DIR)
+    data = tmp_path / "tagged.csv"
+    data.write_text(
+        'message,sentiment\n"$SPY breaking out, loading calls",bullish\n'
+        '"$SPY puts printing, this dumps",bearish\n',
+        encoding="utf-8",
+    )
+    version = store.current()
+    model = str(store.version_dir(version))
+    assert evaluate_main(["--model", model, "--data", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model_version"] == version and report["n"] == 2
