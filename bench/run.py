@@ -47,15 +47,13 @@ def load_messages(data_dir: Path, count: int) -> list[dict[str, Any]]:
 
 
 # Each way of running the model below is the best of this many rounds, as the sweeps'
-# figures are: other jobs on this shared machine only ever slow a measurement down, and one
-# slow round made the all-core ceiling lower than the one-thread figure (09:28 UTC run:
-# 29,375 against 30,587 msgs/s), which flattered the pipeline's ratio to it.
+# figures are: other jobs on a shared machine only ever slow a measurement down, and one
+# slow round can put the ceiling below a slower way, flattering the pipeline's ratio to it.
 CEILING_ROUNDS = 2
 CEILING_BATCH_SIZES = (1, 32, 256, 2048)
 # The ways the ceiling runs the model; the fastest is the ceiling. One LSTM call gains little
 # from a second core (its steps run one after another), while concurrent calls on one
-# thread each keep every core busy: 62-64k msgs/s here against 30-34k for either single
-# call (measured 2026-11-30), so a ceiling of one call at a time was not a ceiling.
+# thread each keep every core busy, so a ceiling of one call at a time is not a ceiling.
 CEILING_SINGLE_CALL = "one call at a time on every core"
 CEILING_ONE_THREAD = "one call at a time on one thread"
 CEILING_CONCURRENT = "one call per core at once, one thread each"
@@ -152,11 +150,11 @@ def model_in_child(directory: Path, batch_size: int, seconds: float, callers: in
 # on one thread, one call on TensorFlow's one thread per core, one call per core at once
 # on one thread each (`inference_candidates`).
 Inference = tuple[int, int]
-# 2048 too: in three interleaved pairs of drains it beat 1024 by 15-25% (fewer, larger
-# requests: less CPU per message in the classifier and the broker), so it must be a candidate.
+# 2048 too: fewer, larger requests cost less CPU per message in the classifier and the
+# broker, so it must be a candidate.
 SWEEP_BATCH_SIZES = (64, 128, 256, 512, 1024, 2048)
-# As many as the pipeline drain: a drain of 15,000 is over in under a second here, too short
-# to tell 5% apart on a shared machine (two runs chose 512 and 1024 from the same model).
+# As many as the pipeline drain: a shorter drain is too short to tell 5% apart on a shared
+# machine.
 SWEEP_MESSAGES = 50_000
 # A batch size within this fraction of the best drain rate counts as as fast: the smallest
 # such size wins, because a smaller batch is scored sooner (lower latency at the same speed).
@@ -165,13 +163,11 @@ SWEEP_TOLERANCE = 0.05
 SWEEP_DRAIN_WAIT_MS = 50
 SWEEP_WAITS_MS = (2, 5, 10, 20, 50)
 WAIT_SWEEP_SECONDS = 15.0
-# The current default wait stays while its p99 is within this of the lowest p99: one
-# wait's p99 differed by 18-70% between the two rounds of one run here, more than the
-# waits differed, and three runs in a row had picked 20, 5 and 10 ms, each time a new default.
+# The current default wait stays while its p99 is within this of the lowest p99: one wait's
+# p99 varies more between rounds than the waits differ, so the pick would follow the noise.
 WAIT_TOLERANCE = 0.15
 # The wait sweep keeps each wait's median of this many rounds, not its best: a p99 over
-# 15 s is a tail figure, noisy even without other jobs, and the best of two kept whichever
-# round was luckiest (one wait measured 112 and 531 ms in the two rounds of one run).
+# 15 s is a tail figure, noisy even without other jobs, and the best keeps the luckiest.
 WAIT_SWEEP_ROUNDS = 3
 # Every sweep measures each candidate this many times, round-robin (a passing disturbance on
 # this shared machine then hits different candidates in different rounds), and keeps each
