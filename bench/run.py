@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from bench.constant_model import SPEC as CONSTANT_MODEL
 from bench.cpu import CpuMeter, CpuSplit
+from bench.ratios import ratios
 from model.data import CANONICAL_SPLIT_DIR
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -498,12 +499,6 @@ def cpu_figures(name: str, drain: Drain, messages: int) -> dict[str, Any]:
     }
 
 
-def cpu_bound(cpu_us_per_msg: dict[str, float], cores: int) -> float:
-    """The drain rate if every core were busy all the time on this CPU per message: no
-    design of the loop on this machine can go faster without cutting the work itself."""
-    return cores * 1e6 / sum(cpu_us_per_msg.values())
-
-
 def machine() -> dict[str, Any]:
     """CPU, cores and versions, so a figure can be placed."""
     from importlib.metadata import version
@@ -783,32 +778,7 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
         finally:
             if broker is not None:
                 broker.down(wipe=True)
-    result["pipeline_vs_ceiling"] = round(
-        result["pipeline_msgs_per_s"] / result["model_ceiling_msgs_per_s"], 3
-    )
-    result["pipeline_vs_one_thread_model"] = round(
-        result["pipeline_msgs_per_s"] / result["model_one_thread_msgs_per_s"], 3
-    )
-    result["pipeline_vs_naive"] = round(
-        result["pipeline_msgs_per_s"] / result["naive_msgs_per_s"], 1
-    )
-    result["pipeline_vs_naive_exported"] = round(
-        result["pipeline_msgs_per_s"] / result["naive_exported_msgs_per_s"], 1
-    )
-    result["pipeline_vs_transport"] = round(
-        result["pipeline_msgs_per_s"] / result["transport_msgs_per_s"], 3
-    )
-    if "broker" in result["pipeline_cpu_us_per_msg"]:  # all parts metered: a local broker
-        bound = cpu_bound(result["pipeline_cpu_us_per_msg"], result["machine"]["cores"])
-        result["pipeline_cpu_bound_msgs_per_s"] = round(bound, 1)
-        result["cpu_bound_vs_ceiling"] = round(bound / result["model_ceiling_msgs_per_s"], 3)
-    result["ceiling_vs_seed_config"] = round(
-        result["model_ceiling_msgs_per_s"] / result["seed_config_msgs_per_s"], 2
-    )
-    # like for like: the seed configuration is measured one call at a time on every core
-    result["single_call_vs_seed_config"] = round(
-        result["model_single_call_msgs_per_s"] / result["seed_config_msgs_per_s"], 2
-    )
+    result.update(ratios(result))
     result["duration_s"] = round(time.time() - started, 1)
     result["finished_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     args.out.parent.mkdir(parents=True, exist_ok=True)
