@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from bench.model_speed import measure_keras_naive
-from model.network import NetworkConfig
 
 VOCABULARY = ["", "[OOV]", "_ticker_", "moon", "puts", "calls"]
 MESSAGES = ["$SPY to the moon", "puts puts", "calls 🚀 soooo", "&amp; !!"]
@@ -21,8 +20,11 @@ def assert_rate_matches_time_per_call(out: dict[str, float], messages_per_call: 
     assert slowest - 1e-9 <= rate <= fastest + 1e-9, (rate, ms)
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("subword_buckets", [0, 16])
 def test_keras_naive_calls_the_network_once_per_message(subword_buckets: int) -> None:
+    from model.network import NetworkConfig
+
     config = NetworkConfig(
         embedding_dim=8, lstm_units=(8, 4), subword_buckets=subword_buckets, subword_dim=4
     )

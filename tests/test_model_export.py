@@ -17,6 +17,8 @@ from model.serving import OUTPUT_KEY, SIGNATURE_NAME
 from model.text import to_utf8, tokenize
 from model.vocab import TokenEncoder, build_vocabulary
 
+pytestmark = pytest.mark.tensorflow
+
 WORDS = [
     "$SPY",
     "$VIX",

@@ -24,6 +24,8 @@ from model.training import make_dataset, network_inputs
 from model.vocab import TokenEncoder
 from tests.test_model_export import export_tiny, keras_inputs, synthetic_messages
 
+pytestmark = pytest.mark.tensorflow
+
 
 def grams(token: str) -> list[str]:
     return [bytes(g).decode() for g in subword_strings(tf.constant([token])).to_list()[0]]

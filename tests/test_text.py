@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from model.text import MAX_INPUT_BYTES, MAX_TOKENS, normalize, tokenize
 
+pytestmark = pytest.mark.tensorflow  # model.text is TensorFlow ops
+
 CASES = [
     # cashtags: symbol kept behind the entity prefix, dots folded
     ("tickers", "$SPY to the moon", "_ticker_spy to the moon"),
