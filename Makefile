@@ -8,7 +8,7 @@ KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
 # prometheus: Debian's package, for the deploy tests (installed on demand by the tests too)
-.PHONY: docs prometheus help install test test-unit test-integration test-slow lint format run kafka-up kafka-down kafka-status bench drift-demo clean
+.PHONY: docs prometheus help install test test-unit test-tf test-integration test-slow lint format run kafka-up kafka-down kafka-status bench drift-demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' -e 's/$$(KAFKA_PORT)/$(KAFKA_PORT)/g'
@@ -27,8 +27,11 @@ $(STAMP): pyproject.toml
 test: install prometheus  ## unit + integration tests (starts its own Kafka on a free port); slow suites excluded
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-unit: install  ## unit tests only: no broker
-	$(BIN)/pytest -m "not integration and not slow" $(PYTEST_ARGS)
+test-unit: install  ## the fast unit tests: no broker, no TensorFlow (model tests: make test-tf)
+	$(BIN)/pytest -m "not integration and not slow and not tensorflow" $(PYTEST_ARGS)
+
+test-tf: install  ## the unit tests that load TensorFlow and build or run a model
+	$(BIN)/pytest -m "tensorflow and not integration and not slow" $(PYTEST_ARGS)
 
 test-integration: install  ## integration tests only: real Kafka
 	$(BIN)/pytest -m "integration and not slow" $(PYTEST_ARGS)

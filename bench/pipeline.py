@@ -92,10 +92,9 @@ def wait_committed(
 
 
 LOAD_GENERATOR = Path(__file__).with_name("LoadGenerator.java")
-# The load generator's JVM: the C1 compiler only and the serial collector. With the defaults
-# its CPU use at 15,000 msgs/s swung between 0.06 and 0.8 cores for ~15 s (C2 compiling, in
-# bursts) and averaged 0.19 cores over a 20 s run; with these, 0.07-0.14 after 3 s, 0.10
-# on average (measured, this machine).
+# The load generator's JVM: the C1 compiler only and the serial collector, so it takes a
+# steady, small share of the cores it shares with the classifier (with the defaults, C2
+# compiles in bursts for seconds).
 LOAD_GENERATOR_JVM = ("-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 # It offers records to a throwaway topic this long before the measured ones, so its send
 # path is compiled before the clock starts.

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from bench.constant_model import SPEC as CONSTANT_MODEL
 from bench.cpu import CpuMeter, CpuSplit
+from bench.ratios import ratios
 from model.data import CANONICAL_SPLIT_DIR
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -47,15 +48,13 @@ def load_messages(data_dir: Path, count: int) -> list[dict[str, Any]]:
 
 
 # Each way of running the model below is the best of this many rounds, as the sweeps'
-# figures are: other jobs on this shared machine only ever slow a measurement down, and one
-# slow round made the all-core ceiling lower than the one-thread figure (09:28 UTC run:
-# 29,375 against 30,587 msgs/s), which flattered the pipeline's ratio to it.
+# figures are: other jobs on a shared machine only ever slow a measurement down, and one
+# slow round can put the ceiling below a slower way, flattering the pipeline's ratio to it.
 CEILING_ROUNDS = 2
 CEILING_BATCH_SIZES = (1, 32, 256, 2048)
 # The ways the ceiling runs the model; the fastest is the ceiling. One LSTM call gains little
 # from a second core (its steps run one after another), while concurrent calls on one
-# thread each keep every core busy: 62-64k msgs/s here against 30-34k for either single
-# call (measured 2026-11-30), so a ceiling of one call at a time was not a ceiling.
+# thread each keep every core busy, so a ceiling of one call at a time is not a ceiling.
 CEILING_SINGLE_CALL = "one call at a time on every core"
 CEILING_ONE_THREAD = "one call at a time on one thread"
 CEILING_CONCURRENT = "one call per core at once, one thread each"
@@ -152,11 +151,11 @@ def model_in_child(directory: Path, batch_size: int, seconds: float, callers: in
 # on one thread, one call on TensorFlow's one thread per core, one call per core at once
 # on one thread each (`inference_candidates`).
 Inference = tuple[int, int]
-# 2048 too: in three interleaved pairs of drains it beat 1024 by 15-25% (fewer, larger
-# requests: less CPU per message in the classifier and the broker), so it must be a candidate.
+# 2048 too: fewer, larger requests cost less CPU per message in the classifier and the
+# broker, so it must be a candidate.
 SWEEP_BATCH_SIZES = (64, 128, 256, 512, 1024, 2048)
-# As many as the pipeline drain: a drain of 15,000 is over in under a second here, too short
-# to tell 5% apart on a shared machine (two runs chose 512 and 1024 from the same model).
+# As many as the pipeline drain: a shorter drain is too short to tell 5% apart on a shared
+# machine.
 SWEEP_MESSAGES = 50_000
 # A batch size within this fraction of the best drain rate counts as as fast: the smallest
 # such size wins, because a smaller batch is scored sooner (lower latency at the same speed).
@@ -165,13 +164,11 @@ SWEEP_TOLERANCE = 0.05
 SWEEP_DRAIN_WAIT_MS = 50
 SWEEP_WAITS_MS = (2, 5, 10, 20, 50)
 WAIT_SWEEP_SECONDS = 15.0
-# The current default wait stays while its p99 is within this of the lowest p99: one
-# wait's p99 differed by 18-70% between the two rounds of one run here, more than the
-# waits differed, and three runs in a row had picked 20, 5 and 10 ms, each time a new default.
+# The current default wait stays while its p99 is within this of the lowest p99: one wait's
+# p99 varies more between rounds than the waits differ, so the pick would follow the noise.
 WAIT_TOLERANCE = 0.15
 # The wait sweep keeps each wait's median of this many rounds, not its best: a p99 over
-# 15 s is a tail figure, noisy even without other jobs, and the best of two kept whichever
-# round was luckiest (one wait measured 112 and 531 ms in the two rounds of one run).
+# 15 s is a tail figure, noisy even without other jobs, and the best keeps the luckiest.
 WAIT_SWEEP_ROUNDS = 3
 # Every sweep measures each candidate this many times, round-robin (a passing disturbance on
 # this shared machine then hits different candidates in different rounds), and keeps each
@@ -502,12 +499,6 @@ def cpu_figures(name: str, drain: Drain, messages: int) -> dict[str, Any]:
     }
 
 
-def cpu_bound(cpu_us_per_msg: dict[str, float], cores: int) -> float:
-    """The drain rate if every core were busy all the time on this CPU per message: no
-    design of the loop on this machine can go faster without cutting the work itself."""
-    return cores * 1e6 / sum(cpu_us_per_msg.values())
-
-
 def machine() -> dict[str, Any]:
     """CPU, cores and versions, so a figure can be placed."""
     from importlib.metadata import version
@@ -815,32 +806,7 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
         finally:
             if broker is not None:
                 broker.down(wipe=True)
-    result["pipeline_vs_ceiling"] = round(
-        result["pipeline_msgs_per_s"] / result["model_ceiling_msgs_per_s"], 3
-    )
-    result["pipeline_vs_one_thread_model"] = round(
-        result["pipeline_msgs_per_s"] / result["model_one_thread_msgs_per_s"], 3
-    )
-    result["pipeline_vs_naive"] = round(
-        result["pipeline_msgs_per_s"] / result["naive_msgs_per_s"], 1
-    )
-    result["pipeline_vs_naive_exported"] = round(
-        result["pipeline_msgs_per_s"] / result["naive_exported_msgs_per_s"], 1
-    )
-    result["pipeline_vs_transport"] = round(
-        result["pipeline_msgs_per_s"] / result["transport_msgs_per_s"], 3
-    )
-    if "broker" in result["pipeline_cpu_us_per_msg"]:  # all parts metered: a local broker
-        bound = cpu_bound(result["pipeline_cpu_us_per_msg"], result["machine"]["cores"])
-        result["pipeline_cpu_bound_msgs_per_s"] = round(bound, 1)
-        result["cpu_bound_vs_ceiling"] = round(bound / result["model_ceiling_msgs_per_s"], 3)
-    result["ceiling_vs_seed_config"] = round(
-        result["model_ceiling_msgs_per_s"] / result["seed_config_msgs_per_s"], 2
-    )
-    # like for like: the seed configuration is measured one call at a time on every core
-    result["single_call_vs_seed_config"] = round(
-        result["model_single_call_msgs_per_s"] / result["seed_config_msgs_per_s"], 2
-    )
+    result.update(ratios(result))
     result["duration_s"] = round(time.time() - started, 1)
     result["finished_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     args.out.parent.mkdir(parents=True, exist_ok=True)

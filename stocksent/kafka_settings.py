@@ -21,9 +21,8 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 # Every codec Kafka has; consumers read them all (the codec libraries are dependencies).
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
-# kafka-python's reconnect backoff grows to 30 s by default: after a broker restart the
-# classifier then went 10-12 s without output and 37-48 s without committing. The Java
-# client caps it at 1 s; so do we.
+# kafka-python's reconnect backoff grows to 30 s by default, which kept the classifier
+# silent long after a broker restart; the Java client caps it at 1 s, and so do we.
 RECONNECT_BACKOFF_MS = 50
 RECONNECT_BACKOFF_MAX_MS = 1000
 

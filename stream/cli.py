@@ -36,8 +36,8 @@ def parse(argv: list[str], prog: str) -> tuple[ClassifierSettings, str]:
 def freeze_startup_heap() -> None:
     """Moves every object alive after start-up (TensorFlow, the model: millions of them) out
     of the garbage collector's reach. Without this, each full collection scanned them all
-    and stalled the loop for 230-350 ms (measured), which was the tail of the end-to-end
-    latency; they live as long as the process anyway."""
+    and stalled the loop, which was the tail of the end-to-end latency; they live as long
+    as the process anyway."""
     gc.collect()
     gc.freeze()
 
@@ -128,9 +128,9 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
     def load(directory: Path) -> SentimentPredictor:
         """Loads (and warms up) a store version with the same TensorFlow threads as the
         first. A version loaded after start-up is not frozen out of the garbage collector
-        (`freeze_startup_heap`): frozen, a replaced model would never be collected (measured:
-        +30 MB a reload), while its ~14,000 objects add little to a full collection. The
-        start-up model is frozen with the heap, so its memory stays after its first swap."""
+        (`freeze_startup_heap`): frozen, a replaced model would never be collected, while its
+        objects add little to a full collection. The start-up model is frozen with the heap,
+        so its memory stays after its first swap."""
         return load_predictor(
             str(directory), settings.inference_threads, settings.inference_workers
         )

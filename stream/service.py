@@ -69,10 +69,9 @@ log = logging.getLogger(__name__)
 IDLE_POLL_MS = 250  # poll timeout while no batch is open: bounds the reaction to a stop
 # poll timeout while a batch is scored: its scores are published (and a waiting batch that
 # is not full is handed over) at most this long after they are ready, and the polls
-# meanwhile fetch the next batch. Each poll costs the loop Python work under the GIL, which
-# the inference thread needs too: at half the drain rate, 1 ms polls took 10-15% more of
-# the loop's CPU than 5 ms ones, for no lower latency (p99 138 against 118 ms in one pair
-# of quiet runs; the drain rate did not change).
+# meanwhile fetch the next batch. Each poll costs Python work under the GIL that the
+# inference thread needs too, so shorter polls cost CPU without lowering latency
+# (bench/results/HISTORY.md).
 SCORING_POLL_MS = 5
 # batches handed to the inference threads and not yet published, beyond one per worker (being
 # scored): one queued, so no worker waits for the loop; beyond that the loop waits

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from model import evaluate_cli, train_cli
-from tests.test_model_export import synthetic_messages
+from model import evaluate_cli
 
 
 def write_split(path: Path, n: int, seed: int) -> None:
+    from tests.test_model_export import synthetic_messages
+
     texts, labels = synthetic_messages(n, seed)
     with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
@@ -26,6 +27,8 @@ def write_split(path: Path, n: int, seed: int) -> None:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-epoch model with subwords trained by the CLI on 300 synthetic rows, with the
     baseline measured beside it."""
+    from model import train_cli
+
     data = tmp_path_factory.mktemp("data")
     for seed, split in enumerate(("train", "val", "test")):
         write_split(data / f"{split}.csv.gz", 300, seed)
@@ -57,6 +60,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow
 def test_train_exports_a_complete_model(trained: Path) -> None:
     manifest = json.loads((trained / "manifest.json").read_text())
     for name in ("saved_model.pb", "vocabulary.txt", "MODEL_CARD.md", "training_log.csv"):
@@ -76,6 +80,7 @@ def test_train_exports_a_complete_model(trained: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow
 def test_evaluate_json_and_plots(
     trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

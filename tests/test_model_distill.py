@@ -17,7 +17,6 @@ from model.distill import (
     out_of_fold_linear,
     teacher_probabilities,
 )
-from model.training import TrainingConfig, distillation_targets
 
 
 def test_fold_assignment_is_balanced_seeded_and_covers_every_row() -> None:
@@ -125,8 +124,10 @@ def test_teacher_probabilities_by_name() -> None:
         teacher_probabilities("lstm", texts, labels, 4, 1.0, 0)
 
 
+@pytest.mark.tensorflow  # model.training imports TensorFlow
 def test_distillation_targets_pairs_tag_and_blend() -> None:
     from model.data import LabeledMessages
+    from model.training import TrainingConfig, distillation_targets
 
     texts, labels = toy_messages(60)
     data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
@@ -157,6 +158,7 @@ def test_describe_names_the_teacher_only_when_distilling() -> None:
     assert "NB-SVM" in nbsvm and "C 0.1" in nbsvm
 
 
+@pytest.mark.tensorflow  # model.training imports TensorFlow
 def test_soft_target_loss_and_tag_accuracy_read_their_columns() -> None:
     from model.training import soft_target_loss, tag_accuracy
 
@@ -197,8 +199,10 @@ def test_describe_names_lstm_teachers() -> None:
     assert "LSTMs" in text and "character 2-5 grams" in text
 
 
+@pytest.mark.tensorflow  # model.training imports TensorFlow
 def test_lstm_teachers_need_val_and_network() -> None:
     from model.data import LabeledMessages
+    from model.training import TrainingConfig, distillation_targets
 
     texts, labels = toy_messages(60)
     data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
@@ -208,6 +212,7 @@ def test_lstm_teachers_need_val_and_network() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow
 def test_train_cli_distills_and_records_it(tmp_path: Path) -> None:
     import json
 
@@ -233,10 +238,11 @@ def test_train_cli_distills_and_records_it(tmp_path: Path) -> None:
     assert "**Distillation**" in (out / "MODEL_CARD.md").read_text()
 
 
+@pytest.mark.tensorflow  # model.training imports TensorFlow
 def test_teacher_cache_key_ignores_only_the_student_weight() -> None:
     from model.data import LabeledMessages
     from model.network import NetworkConfig
-    from model.training import teacher_cache_key
+    from model.training import TrainingConfig, teacher_cache_key
 
     texts, labels = toy_messages(30)
     data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))
@@ -260,8 +266,10 @@ def test_teacher_cache_key_ignores_only_the_student_weight() -> None:
     assert teacher_cache_key(flipped, data, net, base) != key
 
 
+@pytest.mark.tensorflow  # model.training imports TensorFlow
 def test_teacher_cache_is_reused(tmp_path: Path) -> None:
     from model.data import LabeledMessages
+    from model.training import TrainingConfig, distillation_targets
 
     texts, labels = toy_messages(60)
     data = LabeledMessages(texts, labels.astype(np.int32), Path("toy"))

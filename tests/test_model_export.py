@@ -8,14 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from model import BULLISH_THRESHOLD, Predictor, label_for
-from model.export import content_hash, export_savedmodel, write_manifest
-from model.network import NetworkConfig, build_network
-from model.serving import OUTPUT_KEY, SIGNATURE_NAME
-from model.text import to_utf8, tokenize
-from model.vocab import TokenEncoder, build_vocabulary
+
+# model.text, .network, .serving ... import TensorFlow: imported inside the tests, so that
+# collecting this module (make test-unit deselects it) does not load it
+pytestmark = pytest.mark.tensorflow
 
 WORDS = [
     "$SPY",
@@ -56,6 +54,7 @@ def synthetic_messages(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 def keras_inputs(texts: list[str], vocabulary: list[str], subword_buckets: int = 0) -> object:
     """What the Keras network takes for `texts`: padded ids, or with subwords the dict."""
     from model.training import keras_inputs
+    from model.vocab import TokenEncoder
 
     return keras_inputs(TokenEncoder(vocabulary), texts, subword_buckets)
 
@@ -65,6 +64,11 @@ def export_tiny(
 ) -> tuple[object, list[str], Path]:
     """A 1-step-trained tiny network on 300 synthetic rows, exported to `directory`."""
     import keras
+
+    from model.export import export_savedmodel, write_manifest
+    from model.network import NetworkConfig, build_network
+    from model.text import tokenize
+    from model.vocab import build_vocabulary
 
     keras.utils.set_random_seed(7)
     texts, labels = synthetic_messages(300)
@@ -103,6 +107,10 @@ def assert_keras_matches_savedmodel(
     network: object, vocabulary: list[str], directory: Path
 ) -> None:
     """Keras (masked, dropout off) and the exported inference graph agree on 400 messages."""
+    import tensorflow as tf
+
+    from model.serving import OUTPUT_KEY, SIGNATURE_NAME
+
     texts, _ = synthetic_messages(400, seed=1)
     ids = keras_inputs(texts, vocabulary)
     expected = np.asarray(network(ids, training=False)).reshape(-1)  # type: ignore[operator]
@@ -114,6 +122,10 @@ def assert_keras_matches_savedmodel(
 
 
 def test_signature_takes_raw_strings(tiny_export: tuple[object, list[str], Path]) -> None:
+    import tensorflow as tf
+
+    from model.serving import OUTPUT_KEY, SIGNATURE_NAME
+
     _, _, directory = tiny_export
     signature = tf.saved_model.load(str(directory)).signatures[SIGNATURE_NAME]
     (spec,) = signature.structured_input_signature[1].values()
@@ -127,6 +139,8 @@ def test_signature_takes_raw_strings(tiny_export: tuple[object, list[str], Path]
 
 
 def test_predictor_contract(tiny_export: tuple[object, list[str], Path]) -> None:
+    from model.export import content_hash
+
     _, _, directory = tiny_export
     predictor = Predictor.load(directory)
     manifest = json.loads((directory / "manifest.json").read_text())
@@ -187,6 +201,8 @@ def test_bad_input_gets_a_probability(
 
 
 def test_to_utf8_keeps_surrogates_as_bytes() -> None:
+    from model.text import to_utf8
+
     assert to_utf8("a\ud800") == b"a\xed\xa0\x80"
     assert to_utf8(b"raw") == b"raw"
 

@@ -8,24 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from model.network import SUBWORD_IDS, TOKEN_IDS, NetworkConfig
-from model.serving import OUTPUT_KEY, SIGNATURE_NAME, pad_ids
-from model.subwords import (
-    MAX_WORD_CHARS,
-    nested_subword_ids,
-    pad_subwords,
-    subword_ids,
-    subword_strings,
-)
-from model.text import tokenize_batch
-from model.training import make_dataset, network_inputs
-from model.vocab import TokenEncoder
 from tests.test_model_export import export_tiny, keras_inputs, synthetic_messages
+
+# model.text, .network, .serving ... import TensorFlow: imported inside the tests, so that
+# collecting this module (make test-unit deselects it) does not load it
+pytestmark = pytest.mark.tensorflow
 
 
 def grams(token: str) -> list[str]:
+    import tensorflow as tf
+
+    from model.subwords import subword_strings
+
     return [bytes(g).decode() for g in subword_strings(tf.constant([token])).to_list()[0]]
 
 
@@ -65,6 +60,8 @@ def test_subword_strings(token: str, expected: list[str]) -> None:
 
 
 def test_long_words_are_cut_to_bound_the_ngrams() -> None:
+    from model.subwords import MAX_WORD_CHARS
+
     long = "a" * 200
     cut = "a" * MAX_WORD_CHARS
     assert grams(long) == grams(cut)
@@ -73,6 +70,10 @@ def test_long_words_are_cut_to_bound_the_ngrams() -> None:
 
 
 def test_subword_ids_are_stable_hashes_in_range() -> None:
+    import tensorflow as tf
+
+    from model.subwords import subword_ids
+
     tokens = tf.constant(["bull", "bear", "bullish", "🚀", "x" * 50])
     ids = subword_ids(tokens, 97)
     flat = ids.flat_values.numpy()
@@ -85,11 +86,22 @@ def test_subword_ids_are_stable_hashes_in_range() -> None:
 
 
 def test_subword_ids_reject_no_buckets() -> None:
+    import tensorflow as tf
+
+    from model.subwords import subword_ids
+
     with pytest.raises(ValueError, match="buckets"):
         subword_ids(tf.constant(["x"]), 0)
 
 
 def test_padded_subwords_line_up_with_padded_ids() -> None:
+    import tensorflow as tf
+
+    from model.serving import pad_ids
+    from model.subwords import nested_subword_ids, pad_subwords
+    from model.text import tokenize_batch
+    from model.vocab import TokenEncoder
+
     tokens = tokenize_batch(tf.constant(["$SPY to the moon 🚀", "", "puts"]))
     ids = pad_ids(TokenEncoder(["", "[OOV]", "_ticker_"]).encode(tokens))
     dense = pad_subwords(nested_subword_ids(tokens, 31), tf.shape(ids)[1])
@@ -99,6 +111,13 @@ def test_padded_subwords_line_up_with_padded_ids() -> None:
 
 
 def test_dataset_feeds_both_inputs() -> None:
+    import tensorflow as tf
+
+    from model.network import SUBWORD_IDS, TOKEN_IDS
+    from model.text import tokenize_batch
+    from model.training import make_dataset, network_inputs
+    from model.vocab import TokenEncoder
+
     texts = ["moon calls 🚀", "", "crash puts puts puts puts puts puts puts puts"]
     tokens = tokenize_batch(tf.constant(texts))
     encoder = TokenEncoder(["", "[OOV]", "_ticker_", "moon", "puts"])
@@ -113,6 +132,8 @@ def test_dataset_feeds_both_inputs() -> None:
 
 
 def test_old_manifests_mean_no_subwords() -> None:
+    from model.network import NetworkConfig
+
     config = NetworkConfig.from_dict({"embedding_dim": 8, "lstm_units": [8, 4]})
     assert config.subword_buckets == 0
 
@@ -134,6 +155,10 @@ UNSEEN = [
 def test_keras_and_savedmodel_agree_with_subwords(
     subword_export: tuple[object, list[str], Path],
 ) -> None:
+    import tensorflow as tf
+
+    from model.serving import OUTPUT_KEY, SIGNATURE_NAME
+
     network, vocabulary, directory = subword_export
     texts = synthetic_messages(300, seed=3)[0] + UNSEEN
     expected = np.asarray(
@@ -147,6 +172,10 @@ def test_keras_and_savedmodel_agree_with_subwords(
 def test_words_outside_the_vocabulary_are_told_apart(
     subword_export: tuple[object, list[str], Path],
 ) -> None:
+    import tensorflow as tf
+
+    from model.serving import OUTPUT_KEY, SIGNATURE_NAME
+
     _, vocabulary, directory = subword_export
     assert "mooon" not in vocabulary and "zebra" not in vocabulary
     serve = tf.saved_model.load(str(directory)).signatures[SIGNATURE_NAME]

@@ -77,6 +77,21 @@ def settle(svc: ClassifierService) -> None:
         svc.step()
 
 
+def run_until_drained(svc: ClassifierService) -> None:
+    """The service's own `run()`, asked to stop at its first poll after the queued polls are
+    all taken: it then finishes its batches, commits and closes the clients."""
+    consumer = svc.consumer
+    serve = consumer.poll
+
+    def poll(timeout_ms: int = 0, max_records: int | None = None) -> dict[object, list[object]]:
+        if not consumer.polls:
+            svc.stop()
+        return serve(timeout_ms, max_records)
+
+    consumer.poll = poll
+    svc.run()
+
+
 def commits(consumer: FakeConsumer) -> list[dict[int, int]]:
     """Each commit so far as partition -> committed offset, in order."""
     return [{tp.partition: om.offset for tp, om in c.items()} for c in consumer.commits]
@@ -137,9 +152,10 @@ def test_exactly_once_is_one_transaction_per_batch_with_its_offsets() -> None:
     )
     producer = FakeProducer()
     svc, _ = service(consumer, producer, processing_guarantee="exactly-once")
-    producer.init_transactions()
-    run_polls(svc, 2)
+    run_until_drained(svc)
+    # the service's own run path initialises the transactions, before the first one begins
     assert producer.transactions == ["init", "begin", "commit", "begin", "commit"]
+    assert consumer.closed and producer.closed
     assert consumer.commits == []  # offsets go through the transaction only
     assert [{tp.partition: om.offset for tp, om in o.items()}
             for o in producer.offsets_in_transactions] == [{0: 1}, {1: 2}]  # fmt: skip

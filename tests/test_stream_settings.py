@@ -115,6 +115,7 @@ def test_freeze_startup_heap_takes_live_objects_out_of_collections() -> None:
         gc.unfreeze()
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize(("calls", "inter_op"), [(1, 1), (2, 2)])
 def test_inference_threads_cap_tensorflow_pools(calls: int, inter_op: int) -> None:
     # A child process: TensorFlow's pools can only be sized before its first op runs. With

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.text import MAX_INPUT_BYTES, MAX_TOKENS, normalize, tokenize
+# model.text, .network, .serving ... import TensorFlow: imported inside the tests, so that
+# collecting this module (make test-unit deselects it) does not load it
+pytestmark = pytest.mark.tensorflow
 
 CASES = [
     # cashtags: symbol kept behind the entity prefix, dots folded
@@ -58,19 +60,27 @@ CASES = [
     ("kind", "raw", "expected"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 )
 def test_normalize_cases(kind: str, raw: str, expected: str) -> None:
+    from model.text import normalize
+
     assert normalize(raw) == expected, kind
 
 
 def test_lone_surrogates_are_replaced_not_fatal() -> None:
+    from model.text import normalize
+
     assert normalize("bull \ud800 run \udfff") == "bull run"
 
 
 def test_invalid_utf8_bytes_are_replaced() -> None:
+    from model.text import normalize
+
     assert normalize(b"bull \xff\xfe run") == "bull run"
 
 
 def test_long_text_is_truncated_quickly() -> None:
     import time
+
+    from model.text import MAX_INPUT_BYTES, normalize
 
     text = "$SPY moon 🚀 " * 10_000  # ~130 KB
     start = time.perf_counter()
@@ -80,11 +90,15 @@ def test_long_text_is_truncated_quickly() -> None:
 
 
 def test_tokens_are_capped() -> None:
+    from model.text import MAX_TOKENS, tokenize
+
     (tokens,) = tokenize(["word " * 500])
     assert len(tokens) == MAX_TOKENS
 
 
 def test_tokenize_batch_matches_normalize() -> None:
+    from model.text import normalize, tokenize
+
     texts = ["$SPY up 2%!", "", "@a b"]
     assert [" ".join(t) for t in tokenize(texts)] == [normalize(t) for t in texts]
     assert tokenize([]) == []
@@ -94,6 +108,8 @@ def test_tokenize_batch_matches_normalize() -> None:
 # exclude_categories=() lets lone surrogates (category Cs) in too.
 @given(st.text(alphabet=st.characters(exclude_categories=()), max_size=300))
 def test_any_unicode_string_normalises(text: str) -> None:
+    from model.text import normalize
+
     out = normalize(text)
     out.encode("utf-8")  # valid UTF-8: no surrogates survive
     assert out == out.strip()
