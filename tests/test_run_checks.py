@@ -159,14 +159,22 @@ def test_a_leftover_service_without_a_record_is_found_by_its_port(tmp_path: Path
 
 
 def test_only_stocksent_commands_count_as_leftovers_not_paths_that_name_it() -> None:
+    from stocksent.preflight import command_line
     from stocksent.run import _alive_stocksent
 
     sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
     command = subprocess.Popen([*sleep, "stocksent", "classify"])
     checkout = subprocess.Popen([*sleep, "/home/ci/stocksent/tests/test_x.py"])
     try:
-        time.sleep(0.2)
-        assert "stocksent classify" in _alive_stocksent(command.pid)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(  # both have exec'd their argv
+            b"time.sleep" in Path(f"/proc/{p.pid}/cmdline").read_bytes()
+            for p in (command, checkout)
+        ):
+            time.sleep(0.05)
+        # the description is the command line, shortened: how much of it shows depends on
+        # the length of the interpreter's path, so compare with the shortened line itself
+        assert _alive_stocksent(command.pid) == command_line(command.pid) != ""
         assert _alive_stocksent(checkout.pid) == ""
     finally:
         for process in (command, checkout):
