@@ -74,21 +74,6 @@ class FineTuned:
     validation_messages: int
 
 
-def _subword_vectors(
-    tokens: Sequence[str], buckets: int, embeddings: np.ndarray, projection: np.ndarray
-) -> np.ndarray:
-    """The projected mean n-gram vector of each token, as `InferenceNetwork.subword_vectors`
-    computes it (same n-grams from `model.subwords`, same maths)."""
-    import tensorflow as tf
-
-    from model.subwords import subword_ids
-
-    grams = subword_ids(tf.constant(list(tokens), dtype=tf.string), buckets)
-    vectors = tf.gather(tf.constant(embeddings), grams.flat_values)
-    mean = tf.math.unsorted_segment_mean(vectors, grams.value_rowids(), len(tokens))
-    return np.asarray(tf.matmul(mean, tf.constant(projection)).numpy())
-
-
 def rebuild_network(directory: str | Path) -> RebuiltModel:
     """The Keras network of an exported model directory, with its weights.
 
@@ -99,6 +84,7 @@ def rebuild_network(directory: str | Path) -> RebuiltModel:
 
     from model.export import VOCABULARY_NAME
     from model.network import NetworkConfig, build_network
+    from model.serving import subword_vectors
     from model.store import read_manifest
     from model.vocab import RESERVED, TokenEncoder, load_vocabulary
 
@@ -121,9 +107,12 @@ def rebuild_network(directory: str | Path) -> RebuiltModel:
         projection = np.asarray(weights.subword_projection.numpy())
         fallback = set(TokenEncoder(vocabulary).fallback_ids)
         words = [i for i in range(len(RESERVED), len(vocabulary)) if i not in fallback]
-        embeddings[words] -= _subword_vectors(
-            [vocabulary[i] for i in words], config.subword_buckets, grams, projection
-        )
+        embeddings[words] -= subword_vectors(
+            tf.constant([vocabulary[i] for i in words], dtype=tf.string),
+            config.subword_buckets,
+            tf.constant(grams),
+            tf.constant(projection),
+        ).numpy()
         subwords = network.get_layer("subwords")
         subwords.embeddings.assign(grams)
         subwords.projection.assign(projection)

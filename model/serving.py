@@ -104,10 +104,9 @@ class InferenceNetwork(tf.Module):
 
     def subword_vectors(self, tokens: tf.Tensor) -> tf.Tensor:
         """Flat tokens (n,) -> the projected mean of each one's n-gram vectors (n, dim)."""
-        grams = subword_ids(tokens, self.subword_buckets)
-        vectors = tf.gather(self.subword_embeddings, grams.flat_values)
-        mean = tf.math.unsorted_segment_mean(vectors, grams.value_rowids(), tf.shape(tokens)[0])
-        return tf.matmul(mean, self.subword_projection)
+        return subword_vectors(
+            tokens, self.subword_buckets, self.subword_embeddings, self.subword_projection
+        )
 
     def token_vectors(self, tokens: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
         """Flat tokens and their ids -> input vectors (n, dim)."""
@@ -143,6 +142,18 @@ class InferenceNetwork(tf.Module):
             features = tf.concat([maxed, features], axis=1)
         logits = tf.matmul(features, self.head_kernel) + self.head_bias
         return tf.sigmoid(tf.reshape(logits, [-1]))
+
+
+def subword_vectors(
+    tokens: tf.Tensor, buckets: int, embeddings: tf.Tensor, projection: tf.Tensor
+) -> tf.Tensor:
+    """Flat tokens (n,) -> the projected mean of each one's n-gram vectors (n, dim): what a
+    token's subwords add to its word vector (serving, and the learner's rebuild, which takes
+    it off again)."""
+    grams = subword_ids(tokens, buckets)
+    vectors = tf.gather(embeddings, grams.flat_values)
+    mean = tf.math.unsorted_segment_mean(vectors, grams.value_rowids(), tf.shape(tokens)[0])
+    return tf.matmul(mean, projection)
 
 
 def _lstm_sequence(projected: tf.Tensor, recurrent: tf.Tensor) -> tf.Tensor:
