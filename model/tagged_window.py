@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from model.data import LABELS  # index = label value
+
 DEFAULT_LIMIT = 200_000
-LABELS = ("bearish", "bullish")  # index = label value, as model.data.LABELS
 
 
 @dataclass(frozen=True)
