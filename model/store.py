@@ -236,6 +236,19 @@ class ModelStore:
             )
         return store
 
+    @classmethod
+    def open_or_init(cls, root: str | Path, by: str | None = None) -> tuple[ModelStore, bool]:
+        """The store at `root`, and whether it was created now: where there is none yet (no
+        such directory, or an empty one) one is created serving the committed model. A
+        directory with other things in it is refused (StoreError), so a mistyped path never
+        turns a folder into a store."""
+        store = cls(root)
+        if store.exists():
+            return store, False
+        if store.root.exists() and (not store.root.is_dir() or any(store.root.iterdir())):
+            raise StoreError(f"{store.root} is a folder but not a model store (no {CURRENT_NAME})")
+        return cls.init(store.root, by=by), True
+
     def add_version(self, source: Path) -> str:
         """Copy an exported model into versions/<its model_version>; returns the version.
         Adding a version that is already stored is a no-op."""

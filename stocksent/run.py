@@ -251,13 +251,8 @@ def prepare_model_store(settings: dict[str, Any]) -> str:
     from model.store import ModelStore, StoreError
 
     root = settings["model_store"] = settings["model_store"] or default_model_store()
-    store = ModelStore(root)
     try:
-        if not store.exists():
-            if root.exists() and any(root.iterdir()):
-                raise SettingsError(f"--model-store: {root} is a folder but not a model store")
-            ModelStore.init(root)
-        serving = store.current()
+        serving = ModelStore.open_or_init(root)[0].current()
     except StoreError as err:
         raise SettingsError(f"--model-store: {err}") from None
     return (

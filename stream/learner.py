@@ -106,15 +106,14 @@ def open_store(root: Path) -> ModelStore:
     one), one is created serving the committed model, so `stocksent learn --once
     --model-store NEW` works on its own; a directory with other things in it is refused
     (StoreError), so a mistyped path never turns a folder into a store."""
-    store = ModelStore(root)
-    if not store.exists() and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
-        store = ModelStore.init(root, by=LEARNER)
+    store, created = ModelStore.open_or_init(root, by=LEARNER)
+    if created:
         log.warning(
             "%s: no model store there; created one serving the committed model %s",
             root,
             store.current(),
         )
-    return store.require()
+    return store
 
 
 class Learner:
