@@ -6,8 +6,10 @@ import csv
 import gzip
 import hashlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +82,20 @@ def split_path(data_dir: str | Path, split: str) -> Path:
 def read_split(data_dir: str | Path, split: str) -> LabeledMessages:
     """Read one split of the canonical layout (`DIR/{train,val,test}.csv[.gz]`)."""
     return read_labeled_csv(split_path(data_dir, split))
+
+
+def split_files(
+    data_dir: str | Path, splits: Mapping[str, LabeledMessages]
+) -> dict[str, dict[str, Any]]:
+    """The manifest's record of the split files a model was made from: per file name, its
+    SHA-256 and how many rows were read from it."""
+    return {
+        split_path(data_dir, name).name: {
+            "sha256": sha256_file(split_path(data_dir, name)),
+            "rows": len(messages),
+        }
+        for name, messages in splits.items()
+    }
 
 
 def sha256_file(path: str | Path) -> str:

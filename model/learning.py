@@ -156,17 +156,11 @@ class BaseData:
     @classmethod
     def read(cls, directory: str | Path) -> BaseData:
         """The train and test splits of a canonical-layout directory."""
-        from model.data import read_split, sha256_file, split_path
+        from model.data import read_split, split_files
 
         directory = Path(directory)
         train, test = read_split(directory, "train"), read_split(directory, "test")
-        files = {
-            split_path(directory, s).name: {
-                "sha256": sha256_file(split_path(directory, s)),
-                "rows": len(d),
-            }
-            for s, d in (("train", train), ("test", test))
-        }
+        files = split_files(directory, {"train": train, "test": test})
         return cls(directory, train.texts, train.labels, test.texts, test.labels, files)
 
 

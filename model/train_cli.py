@@ -127,7 +127,7 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
 
     from model import smoke
     from model.card import write_card
-    from model.data import read_split, sha256_file, split_path
+    from model.data import read_split, split_files
     from model.export import export_savedmodel, write_manifest
     from model.metrics import classification_report
     from model.predictor import Predictor
@@ -229,13 +229,7 @@ def main(argv: list[str], prog: str = "stocksent train") -> int:
                 "limit": args.limit or None,
                 # the prior the model learned: drift alerts compare live shares with it
                 "bullish_share": round(float(splits["train"].labels.mean()), 6),
-                "files": {
-                    split_path(args.data, s).name: {
-                        "sha256": sha256_file(split_path(args.data, s)),
-                        "rows": len(d),
-                    }
-                    for s, d in splits.items()
-                },
+                "files": split_files(args.data, splits),
             },
             "machine": f"{cpu_model()}, {os.cpu_count()} cores",
             "rebuild_command": command,
