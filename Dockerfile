@@ -18,11 +18,11 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 # Then the project itself (with the committed pretrained model, package data of `model`).
+COPY common ./common
 COPY stocksent ./stocksent
 COPY model ./model
 COPY producers ./producers
 COPY stream ./stream
-COPY bench ./bench
 RUN pip install --no-deps . \
     && stocksent --version
 

@@ -67,7 +67,7 @@ prometheus:  ## install prometheus and promtool (Debian package) for the deploy 
 	@bash scripts/install-prometheus.sh || echo "prometheus not installed: the tests that need it will skip"
 
 docs: install  ## regenerate docs/REFERENCE.md (every option and metric) from the code
-	$(BIN)/python -m stocksent.reference
+	$(BIN)/python -m tools.reference
 
 bench: install  ## the speed benchmark (writes bench/results/latest.json)
 	$(BIN)/stocksent bench

@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, work: Path) -> int:
     """The demo's steps (see the module docstring) in `work`."""
+    from common.topics import DLQ_TOPIC, INPUT_TOPIC, OUTPUT_TOPIC
     from stocksent.local_kafka import LocalKafka, free_port_pair
-    from stocksent.topics import DLQ_TOPIC, INPUT_TOPIC, OUTPUT_TOPIC
 
     started = time.monotonic()
     log = work / "demo.log"

@@ -119,7 +119,7 @@ def offered_load_latency(
     comes from bench/LoadGenerator.java (the official Java producer); the input timestamps
     are read back from the input topic afterwards, matched to the outputs by key.
     """
-    from stocksent.children import exits_with_parent
+    from common.children import exits_with_parent
     from stocksent.local_kafka import LocalKafka
 
     java = jdk_or_fail()

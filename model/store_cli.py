@@ -1,7 +1,7 @@
 """`stocksent models init|list|promote|rollback|history --store DIR`: the model store by hand.
 
 Every change made here writes a history line naming the person who made it. Exit codes (the
-one list of `stocksent.failures.ExitCode`): 0 done; 2 bad input, nothing changed (no such
+one list of `common.failures.ExitCode`): 0 done; 2 bad input, nothing changed (no such
 store or version, nothing to roll back to: the one-line message says which).
 """
 
@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from common.failures import ExitCode
 from model.store import ModelStore, StoreError, person
-from stocksent.failures import ExitCode
 
 STORE_ENV = "STOCKSENT_MODEL_STORE"
 

@@ -20,24 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from producers.backoff import Backoff, CircuitBreaker
-from producers.budget import RequestBudget
-from producers.feed import feed
-from producers.metrics import (
-    DEFAULT_METRICS_HOST,
-    DEFAULT_METRICS_PORT,
-    ProducerMetrics,
-    Source,
-    serve,
-)
-from producers.poller import LivePoller
-from producers.publisher import KafkaPublisher, PublishError
-from producers.replay import ReplayError, check_file, read_messages
-from producers.state import FileStateStore, StateError, default_state_path
-from producers.stocktwits_api import DEFAULT_API_BASE_URL, DEFAULT_USER_AGENT, StockTwitsClient
-from producers.synthetic import SyntheticMessages
-from stocksent.kafka_settings import COMPRESSION_OPTION, CONNECTION_OPTIONS
-from stocksent.options import (
+from common.kafka_settings import COMPRESSION_OPTION, CONNECTION_OPTIONS
+from common.options import (
     LOG_LEVEL_OPTION,
     Option,
     Secret,
@@ -56,8 +40,24 @@ from stocksent.options import (
     resolve,
     text,
 )
-from stocksent.preflight import check_kafka, check_port_free
-from stocksent.topics import INPUT_TOPIC
+from common.preflight import check_kafka, check_port_free
+from common.topics import INPUT_TOPIC
+from producers.backoff import Backoff, CircuitBreaker
+from producers.budget import RequestBudget
+from producers.feed import feed
+from producers.metrics import (
+    DEFAULT_METRICS_HOST,
+    DEFAULT_METRICS_PORT,
+    ProducerMetrics,
+    Source,
+    serve,
+)
+from producers.poller import LivePoller
+from producers.publisher import KafkaPublisher, PublishError
+from producers.replay import ReplayError, check_file, read_messages
+from producers.state import FileStateStore, StateError, default_state_path
+from producers.stocktwits_api import DEFAULT_API_BASE_URL, DEFAULT_USER_AGENT, StockTwitsClient
+from producers.synthetic import SyntheticMessages
 
 log = logging.getLogger("producers")
 

@@ -4,7 +4,7 @@ Key: the message id as ASCII digits (none when the object has no integer id: the
 classifier dead-letters it, as it does a replay line that is not JSON). Value: the message object as received, serialised with
 orjson (key order and unknown fields kept). Headers: `source`, `symbol` (live only),
 `fetched_at` (ISO-8601 UTC). The Kafka producer is idempotent with `acks=all`
-(`stocksent.kafka_settings.producer_config`). `flush()` returns only when every record sent
+(`common.kafka_settings.producer_config`). `flush()` returns only when every record sent
 so far is acknowledged, and raises if any failed, so callers advance their state after it.
 
 `MessageSink` is the interface the sources use; `KafkaPublisher` is the real one and tests
@@ -22,9 +22,9 @@ from typing import Any, Protocol
 import orjson
 from kafka import KafkaProducer
 
+from common.kafka_settings import producer_config
 from producers.messages import RawRecord, message_id
 from producers.metrics import ProducerMetrics, Source
-from stocksent.kafka_settings import producer_config
 
 log = logging.getLogger(__name__)
 

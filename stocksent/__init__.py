@@ -1,8 +1,6 @@
-"""The `stocksent` command and the facts the services share: topic names, Kafka client
-settings, option handling and the local Apache Kafka runner.
-
-Nothing here imports `model`, `producers` or `stream` at module level, so both services can
-depend on it without depending on each other.
+"""The `stocksent` command: the command line, `stocksent run` (the whole pipeline on this
+machine), the local Apache Kafka runner and the services' supervision. It sits on top of
+`common`, `model`, `producers` and `stream`; none of them imports it.
 """
 
 __version__ = "0.1.0"

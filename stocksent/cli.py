@@ -5,7 +5,7 @@ Each subcommand lives in the package that owns the job and exposes
 `stocksent --help` and `stocksent kafka ...` start fast and never load TensorFlow.
 
 A failure is one line, `stocksent COMMAND: error: ...`, and an exit code from
-`stocksent.failures.ExitCode`; `--debug` (anywhere on the line) or `STOCKSENT_DEBUG=1` adds
+`common.failures.ExitCode`; `--debug` (anywhere on the line) or `STOCKSENT_DEBUG=1` adds
 the traceback.
 """
 
@@ -19,9 +19,9 @@ import os
 import sys
 import traceback
 
+from common.failures import CommandError, ExitCode
+from common.options import SettingsError
 from stocksent import __version__
-from stocksent.failures import CommandError, ExitCode
-from stocksent.options import SettingsError
 
 # name -> (module with main(argv, prog), one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

@@ -23,8 +23,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from stocksent.children import exits_with_parent
-from stocksent.preflight import check_port_free
+from common.children import exits_with_parent
+from common.preflight import check_port_free
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 DEFAULT_PORT = 9092

@@ -30,12 +30,10 @@ from typing import IO, Any
 
 import orjson
 
-from stocksent import topics
-from stocksent.children import exits_with_parent
-from stocksent.failures import BadInputError, CommandError, ExitCode
-from stocksent.live_view import RowLimiter, Screen, Status
-from stocksent.local_kafka import DEFAULT_PORT, LocalKafka, LocalKafkaError, cache_root
-from stocksent.options import (
+from common import topics
+from common.children import exits_with_parent
+from common.failures import BadInputError, CommandError, ExitCode
+from common.options import (
     Option,
     SettingsError,
     add_options,
@@ -49,7 +47,9 @@ from stocksent.options import (
     resolve,
     text,
 )
-from stocksent.preflight import check_kafka, check_port_free, command_line, port_owner
+from common.preflight import check_kafka, check_port_free, command_line, port_owner
+from stocksent.live_view import RowLimiter, Screen, Status
+from stocksent.local_kafka import DEFAULT_PORT, LocalKafka, LocalKafkaError, cache_root
 
 SOURCES = ("synthetic", "live", "replay")
 SAMPLE_REPLAY = Path(__file__).resolve().parent.parent / "samples" / "stocktwits-messages.jsonl"

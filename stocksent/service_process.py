@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from stocksent.children import exits_with_parent
+from common.children import exits_with_parent
 from stocksent.local_kafka import free_port
 
 __all__ = ["REPO_ROOT", "ServiceProcess", "exits_with_parent"]

@@ -8,10 +8,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stocksent import topics
-from stocksent.kafka_settings import CONNECTION_OPTIONS, client_config
-from stocksent.options import Option, SettingsError, add_options, positive_int, resolve
-from stocksent.preflight import check_kafka
+from common import topics
+from common.kafka_settings import CONNECTION_OPTIONS, client_config
+from common.options import Option, SettingsError, add_options, positive_int, resolve
+from common.preflight import check_kafka
 
 OPTIONS: tuple[Option, ...] = (
     *CONNECTION_OPTIONS,

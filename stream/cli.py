@@ -14,9 +14,9 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
-from stocksent.failures import BadInputError
-from stocksent.options import SettingsError, add_options, resolve
-from stocksent.preflight import check_kafka, check_port_free
+from common.failures import BadInputError
+from common.options import SettingsError, add_options, resolve
+from common.preflight import check_kafka, check_port_free
 from stream.settings import OPTIONS, ClassifierSettings, effective_configuration, from_values
 
 log = logging.getLogger("stream")

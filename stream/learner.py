@@ -38,10 +38,10 @@ from typing import Any
 
 import orjson
 
+from common.failures import ExitCode
 from model.learning import LEARNER_DIR, RoundConfig, RoundResult
 from model.store import LEARNER, ModelStore
 from model.tagged_window import TaggedMessage, TaggedWindow, label_value, tag_messages
-from stocksent.failures import ExitCode
 from stream.learner_metrics import LearnerMetrics
 
 log = logging.getLogger("stream.learner")
@@ -205,7 +205,7 @@ class Learner:
 
     def start_round(self, why: str) -> None:
         """Snapshots the window and starts `python -m model.learning` on it."""
-        from stocksent.service_process import exits_with_parent
+        from common.children import exits_with_parent
 
         snapshot = self.learner_dir / ROUND_WINDOW_FILE
         result = self.learner_dir / ROUND_RESULT_FILE
@@ -306,7 +306,7 @@ class Learner:
         returns the exit code (`ExitCode`)."""
         from kafka import KafkaConsumer, TopicPartition
 
-        from stocksent.kafka_settings import client_config
+        from common.kafka_settings import client_config
 
         consumer = KafkaConsumer(
             **client_config(self.kafka),

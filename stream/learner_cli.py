@@ -18,9 +18,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from stocksent import topics
-from stocksent.kafka_settings import CONNECTION_OPTIONS
-from stocksent.options import (
+from common import topics
+from common.kafka_settings import CONNECTION_OPTIONS
+from common.options import (
     LOG_LEVEL_OPTION,
     Option,
     SettingsError,
@@ -35,7 +35,7 @@ from stocksent.options import (
     resolve,
     text,
 )
-from stocksent.preflight import check_kafka, check_port_free
+from common.preflight import check_kafka, check_port_free
 
 log = logging.getLogger("stream.learner")
 

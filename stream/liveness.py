@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from stocksent.failures import ExitCode
+from common.failures import ExitCode
 
 log = logging.getLogger(__name__)
 

@@ -44,8 +44,8 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Offse
 from kafka import errors as kafka_errors
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
+from common.kafka_settings import client_config, producer_config
 from model.store import bullish_prior
-from stocksent.kafka_settings import client_config, producer_config
 from stream.batcher import Batcher
 from stream.dead_letter import (
     MAX_DLQ_RECORD_BYTES,

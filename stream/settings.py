@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from stocksent import topics
-from stocksent.kafka_settings import CONNECTION_OPTIONS
-from stocksent.options import (
+from common import topics
+from common.kafka_settings import CONNECTION_OPTIONS
+from common.options import (
     LOG_LEVEL_OPTION,
     Option,
     SettingsError,
@@ -189,7 +189,7 @@ OPTIONS: tuple[Option, ...] = (
 class ClassifierSettings:
     """The resolved, typed settings of one classifier instance."""
 
-    kafka: Mapping[str, Any]  # connection + security values, for stocksent.kafka_settings
+    kafka: Mapping[str, Any]  # connection + security values, for common.kafka_settings
     input_topic: str
     output_topic: str
     dlq_topic: str
@@ -228,7 +228,7 @@ class ClassifierSettings:
 
 
 def from_values(values: Mapping[str, Any]) -> ClassifierSettings:
-    """Typed settings from `stocksent.options.resolve` output; raises SettingsError."""
+    """Typed settings from `common.options.resolve` output; raises SettingsError."""
     connection = {o.name: values[o.name] for o in CONNECTION_OPTIONS}
     input_topic = values["input_topic"]
     if input_topic in (values["output_topic"], values["dlq_topic"]):

@@ -18,9 +18,9 @@ from typing import Any, TextIO
 
 import orjson
 
-from stocksent import topics
-from stocksent.kafka_settings import CONNECTION_OPTIONS, client_config
-from stocksent.options import (
+from common import topics
+from common.kafka_settings import CONNECTION_OPTIONS, client_config
+from common.options import (
     Option,
     SettingsError,
     add_options,
@@ -29,7 +29,7 @@ from stocksent.options import (
     non_negative_int,
     resolve,
 )
-from stocksent.preflight import check_kafka
+from common.preflight import check_kafka
 
 OPTIONS: tuple[Option, ...] = (
     *CONNECTION_OPTIONS,

@@ -392,7 +392,7 @@ class ThreadedClassifier:
 def classifier_settings(bootstrap: str, **overrides: Any) -> Any:
     """ClassifierSettings as the CLI would resolve them, with no environment variables and
     the metrics endpoint off unless asked for."""
-    from stocksent.options import resolve
+    from common.options import resolve
     from stream.settings import OPTIONS, from_values
 
     given = {"bootstrap_servers": bootstrap, "metrics_port": "0", **overrides}

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stocksent.children import exits_with_parent
+from common.children import exits_with_parent
 from stocksent.local_kafka import free_port
 from stocksent.service_process import REPO_ROOT
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stocksent.options import Option
+from common.options import Option
 from stocksent.service_process import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
@@ -306,7 +306,7 @@ def _documented_variables() -> set[str]:
 
 def test_required_option_lists_are_discovered() -> None:
     read = _variables_read_by_code()
-    connection = importlib.import_module("stocksent.kafka_settings").CONNECTION_OPTIONS
+    connection = importlib.import_module("common.kafka_settings").CONNECTION_OPTIONS
     for option in connection:
         assert option.env in read
     # the services' own lists, once committed

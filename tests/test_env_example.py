@@ -6,9 +6,9 @@ import importlib
 import re
 from typing import Any
 
-from stocksent.kafka_settings import CONNECTION_OPTIONS
-from stocksent.reference import COMMANDS
+from common.kafka_settings import CONNECTION_OPTIONS
 from stocksent.service_process import REPO_ROOT
+from tools.reference import COMMANDS
 
 
 def _shown(default: Any) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stocksent.failures import ExitCode
+from common.failures import ExitCode
 from stocksent.local_kafka import free_port, free_port_pair
 from stocksent.service_process import REPO_ROOT
 

@@ -6,13 +6,13 @@ import argparse
 
 import pytest
 
-from stocksent.kafka_settings import (
+from common.kafka_settings import (
     COMPRESSION_OPTION,
     CONNECTION_OPTIONS,
     client_config,
     producer_config,
 )
-from stocksent.options import (
+from common.options import (
     Option,
     Secret,
     SettingsError,

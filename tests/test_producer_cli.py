@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from common.options import describe, resolve
 from producers.cli import PRODUCER_OPTIONS, build_parser, main
-from stocksent.options import describe, resolve
 
 
 def settings(argv: list[str], env: dict[str, str] | None = None) -> dict[str, object]:

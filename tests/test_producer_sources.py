@@ -151,9 +151,9 @@ def test_pacer_spaces_events_at_the_rate() -> None:
 def test_live_state_defaults_to_the_state_directory_not_the_working_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from common.options import resolve
     from producers.cli import PRODUCER_OPTIONS, _check_combination
     from producers.state import default_state_path
-    from stocksent.options import resolve
 
     monkeypatch.setenv("STOCKSENT_STATE_DIR", str(tmp_path / "state"))
     settings = resolve({"symbols": "SPY"}, PRODUCER_OPTIONS, environ={})

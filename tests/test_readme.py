@@ -8,7 +8,7 @@ import re
 
 import jsonschema
 
-from stocksent.reference import README, REFERENCE, render
+from tools.reference import README, REFERENCE, render
 
 
 def test_reference_tables_are_current() -> None:

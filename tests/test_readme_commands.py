@@ -14,10 +14,10 @@ import subprocess
 
 import pytest
 
+from common.options import add_options, resolve
 from stocksent.cli import DEBUG_FLAG, SUBCOMMANDS
-from stocksent.options import add_options, resolve
-from stocksent.reference import COMMANDS, README
 from stocksent.service_process import REPO_ROOT
+from tools.reference import COMMANDS, README
 
 TEXT = README.read_text(encoding="utf-8")
 MAKEFILE = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stocksent.failures import ExitCode
+from common.failures import ExitCode
 from stocksent.live_view import Status
 from stocksent.local_kafka import free_port_pair
 from stocksent.run import KEEP_RUN_LOGS, RUN_RECORD, run_log_dir
@@ -107,7 +107,7 @@ def test_status_line_names_failed_api_requests_and_the_last_warning() -> None:
 
 
 def test_replay_without_a_file_replays_the_sample() -> None:
-    from stocksent.options import resolve
+    from common.options import resolve
     from stocksent.run import OPTIONS, SAMPLE_REPLAY, check_inputs
 
     settings = resolve(
@@ -159,7 +159,7 @@ def test_a_leftover_service_without_a_record_is_found_by_its_port(tmp_path: Path
 
 
 def test_only_stocksent_commands_count_as_leftovers_not_paths_that_name_it() -> None:
-    from stocksent.preflight import command_line
+    from common.preflight import command_line
     from stocksent.run import _alive_stocksent
 
     sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -186,9 +186,9 @@ def test_only_stocksent_commands_count_as_leftovers_not_paths_that_name_it() -> 
 def test_run_serves_from_a_model_store_created_with_the_committed_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from common.options import SettingsError, resolve
     from model.predictor import PRETRAINED_DIR
     from model.store import ModelStore, read_manifest
-    from stocksent.options import SettingsError, resolve
     from stocksent.run import OPTIONS, classifier_argv, prepare_model_store
 
     monkeypatch.setenv("STOCKSENT_STATE_DIR", str(tmp_path / "state"))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from common.options import SettingsError, resolve
 from model.learning import RoundConfig, RoundResult
 from model.store import ModelStore
-from stocksent.options import SettingsError, resolve
 from stream.learner import Learner, LearnerConfig, tagged_rows
 from stream.learner_cli import OPTIONS, duration, learner_config, main
 from stream.learner_metrics import LearnerMetrics

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from stocksent import topics
-from stocksent.failures import BadInputError
-from stocksent.options import SettingsError, resolve
+from common import topics
+from common.failures import BadInputError
+from common.options import SettingsError, resolve
 from stream import cli
 from stream.settings import DEFAULT_INFERENCE_WORKERS, OPTIONS, from_values
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stocksent import topics
+from common import topics
 from stocksent.service_process import REPO_ROOT
 from tests.kafka_support import drain, free_port_pair
 from tests.polling import wait_for

@@ -21,8 +21,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from common.preflight import port_owner
 from stocksent.local_kafka import LocalKafka, free_port_pair
-from stocksent.preflight import port_owner
 from stocksent.service_process import REPO_ROOT
 
 pytestmark = pytest.mark.integration

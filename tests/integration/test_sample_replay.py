@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from stocksent import topics
+from common import topics
 from stocksent.local_kafka import free_port_pair
 from stocksent.run import SAMPLE_REPLAY
 from stocksent.service_process import REPO_ROOT

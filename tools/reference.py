@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stocksent.kafka_settings import CONNECTION_OPTIONS
-from stocksent.options import Option
+from common.kafka_settings import CONNECTION_OPTIONS
+from common.options import Option
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 REFERENCE = README.parent / "docs" / "REFERENCE.md"
@@ -129,8 +129,8 @@ def render(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m stocksent.reference [--check]`: rewrite (or check) docs/REFERENCE.md."""
-    parser = argparse.ArgumentParser(prog="python -m stocksent.reference", description=__doc__)
+    """`python -m tools.reference [--check]`: rewrite (or check) docs/REFERENCE.md."""
+    parser = argparse.ArgumentParser(prog="python -m tools.reference", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail when docs/REFERENCE.md is stale")
     args = parser.parse_args(argv)
     current = REFERENCE.read_text(encoding="utf-8")

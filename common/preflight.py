@@ -1,6 +1,6 @@
 """Checks a command runs before it starts anything: is Kafka there, is a port free (and if
 not, who holds it). Each failure is one line naming the address and what to check, raised
-as a `stocksent.failures.CommandError` with its documented exit code."""
+as a `common.failures.CommandError` with its documented exit code."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stocksent.failures import KafkaUnreachableError, PortInUseError
+from common.failures import KafkaUnreachableError, PortInUseError
 
 log = logging.getLogger("stocksent")
 
@@ -31,7 +31,7 @@ def check_kafka(settings: Mapping[str, Any], timeout_s: float = DEFAULT_CONNECT_
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    from stocksent.kafka_settings import client_config
+    from common.kafka_settings import client_config
 
     address = settings["bootstrap_servers"]
     deadline = time.monotonic() + timeout_s

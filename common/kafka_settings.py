@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stocksent.options import (
+from common.options import (
     Option,
     Secret,
     SettingsError,
