@@ -171,9 +171,9 @@ class ClassifierService:
             return True, f"waiting for a broker ({why})"
         return alive, why
 
-    def run(self) -> None:
-        """Polls and processes batches until stopped; then finishes the open batches and
-        closes the clients."""
+    def start(self) -> None:
+        """Before the first step: initialises the transactions (exactly-once) and joins the
+        consumer group. `run()` calls it."""
         self.publish_commit.committer.start()
         self.consumer.subscribe(self.settings.input_topic, self.rebalance)
         # After subscribe: this metadata fetch also gives the group coordinator its first
@@ -181,17 +181,39 @@ class ClassifierService:
         # otherwise assigns on an empty snapshot and rebalances again at once, with every
         # offset commit failing until that second rebalance ends).
         self._route_by_partition()
+
+    def run(self) -> None:
+        """Polls and processes batches until stopped; then finishes the open batches and
+        closes the clients."""
+        self.start()
         try:
             while not self._stop.is_set():
                 self.step()
-            while len(self.scoring) and self._finish_oldest():
-                pass
-            if len(self.batcher):
-                self.scoring.start(decode_batch(self.batcher.take(), self._max_bytes))
-                self.publish_commit.finish(self.scoring.take_oldest())
-            self.publish_commit.committer.final()
+            self.finish()
         finally:
-            self._close()
+            self.close()
+
+    def finish(self) -> None:
+        """Publishes and commits the batches with the model and the one being filled, and
+        waits for the last commit."""
+        while len(self.scoring) and self._finish_oldest():
+            pass
+        if len(self.batcher):
+            self.scoring.start(decode_batch(self.batcher.take(), self._max_bytes))
+            self.publish_commit.finish(self.scoring.take_oldest())
+        self.publish_commit.committer.final()
+
+    def close(self) -> None:
+        """Ends the model workers and closes the clients (each bounded in time)."""
+        self.scoring.shutdown()
+        try:
+            self.consumer.close(timeout_ms=SHUTDOWN_STEP_TIMEOUT_MS)
+        except Exception:  # closing must not hide why the loop ended
+            log.exception("closing the consumer failed")
+        try:
+            self.producer.close(timeout_s=SHUTDOWN_STEP_TIMEOUT_MS / 1000)
+        except Exception:
+            log.exception("closing the producer failed")
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -278,17 +300,6 @@ class ClassifierService:
             return
         publisher.output_partitions = outputs
         publisher.keep_partition = inputs > 0 and inputs == outputs
-
-    def _close(self) -> None:
-        self.scoring.shutdown()
-        try:
-            self.consumer.close(timeout_ms=SHUTDOWN_STEP_TIMEOUT_MS)
-        except Exception:  # closing must not hide why the loop ended
-            log.exception("closing the consumer failed")
-        try:
-            self.producer.close(timeout_s=SHUTDOWN_STEP_TIMEOUT_MS / 1000)
-        except Exception:
-            log.exception("closing the producer failed")
 
 
 def make_service(

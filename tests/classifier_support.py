@@ -9,7 +9,6 @@ import html
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -173,167 +172,110 @@ def input_records(
     ]
 
 
-# ---- in-memory Kafka fakes for unit tests ---------------------------------------------------
-
-
-class FakeTopicPartition(NamedTuple):
-    topic: str
-    partition: int
-
-
-class FakeRecord(NamedTuple):
-    """The attributes of kafka-python's ConsumerRecord the service reads."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    timestamp: int
-
-
-class FakeFuture:
-    def __init__(self, exception: Exception | None = None) -> None:
-        self.exception = exception
-
-    def failed(self) -> bool:
-        return self.exception is not None
-
-
-@dataclass
-class FakeProducer:
-    """Records sends; `fail_next_flush` makes one batch's sends fail."""
-
-    sent: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(
-        default_factory=list
-    )
-    fail_sends: bool = False
-    # a permanent broker refusal: the exception a send of these arguments fails with, or None
-    refuse: Any = None
-    transactions: list[str] = field(default_factory=list)
-    offsets_in_transactions: list[dict[Any, Any]] = field(default_factory=list)
-    closed: bool = False
-    _pending: list[Any] = field(default_factory=list)
-
-    def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-        partition: int | None = None,
-    ) -> FakeFuture:
-        # what kafka-python's producer checks before sending, so unit tests catch it too
-        if value is None and key is None:
-            raise ValueError("Need at least one: key or value")
-        if not all(
-            isinstance(h, tuple)
-            and len(h) == 2
-            and isinstance(h[0], str)
-            and isinstance(h[1], bytes)
-            for h in headers or []
-        ):
-            raise TypeError("All headers items must be (str, bytes) tuples")
-        if self.fail_sends:
-            from kafka.errors import KafkaTimeoutError
-
-            return FakeFuture(KafkaTimeoutError("fake broker down"))
-        refusal = self.refuse and self.refuse(topic, key, value, headers or [])
-        if refusal:
-            return FakeFuture(refusal)
-        self._pending.append((topic, key, value, headers or []))
-        return FakeFuture()
-
-    def flush(self, timeout: float | None = None) -> None:
-        self.sent.extend(self._pending)
-        self._pending.clear()
-
-    def partitions_for(self, topic: str) -> set[int]:
-        return set(range(6))
-
-    def init_transactions(self) -> None:
-        self.transactions.append("init")
-
-    def begin_transaction(self) -> None:
-        self.transactions.append("begin")
-
-    def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: Any) -> None:
-        self.offsets_in_transactions.append(dict(offsets))
-
-    def commit_transaction(self) -> None:
-        self.flush()
-        self.transactions.append("commit")
-
-    def abort_transaction(self) -> None:
-        self._pending.clear()
-        self.transactions.append("abort")
-
-    def close(self, timeout: float | None = None) -> None:
-        self.closed = True
-
-
-@dataclass
-class FakeConsumer:
-    """Serves queued polls; records commits and seeks."""
-
-    polls: list[dict[Any, list[FakeRecord]]] = field(default_factory=list)
-    commits: list[dict[Any, Any]] = field(default_factory=list)
-    seeks: list[tuple[Any, int]] = field(default_factory=list)
-    listener: Any = None
-    partitions: set[Any] = field(default_factory=set)
-    closed: bool = False
-
-    def subscribe(self, topics: list[str], listener: Any = None) -> None:
-        self.listener = listener
-        if listener is not None and self.partitions:
-            listener.on_partitions_assigned(set(self.partitions))
-
-    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, Any]:
-        if self.polls:
-            return self.polls.pop(0)
-        return {}
-
-    def commit(self, offsets: dict[Any, Any], timeout_ms: int | None = None) -> None:
-        self.commits.append(dict(offsets))
-
-    def commit_async(self, offsets: dict[Any, Any], callback: Any = None) -> None:
-        self.commits.append(dict(offsets))
-
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return set(range(6))
-
-    def assignment(self) -> set[Any]:
-        return set(self.partitions)
-
-    def seek(self, tp: Any, offset: int) -> None:
-        self.seeks.append((tp, offset))
-
-    def highwater(self, tp: Any) -> int | None:
-        return 1000
-
-    def position(self, tp: Any, timeout_ms: int | None = None) -> int:
-        return 0
-
-    def group_metadata(self) -> str:
-        return "group"
-
-    def close(self, autocommit: bool = True, timeout_ms: int | None = None) -> None:
-        self.closed = True
+# ---- records for unit tests ------------------------------------------------------------------
 
 
 def fake_records(
     topic: str, partition: int, values: Sequence[bytes | None], first_offset: int = 0
-) -> dict[FakeTopicPartition, list[FakeRecord]]:
+) -> dict[Any, list[Any]]:
     """One poll result: `values` as consecutive records of one partition."""
-    tp = FakeTopicPartition(topic, partition)
+    from stream.memory_kafka import MemoryRecord, TopicPartition
+
+    tp = TopicPartition(topic, partition)
     now_ms = int(time.time() * 1000)
     return {
         tp: [
-            FakeRecord(topic, partition, first_offset + i, str(i).encode(), v, [], now_ms)
+            MemoryRecord(topic, partition, first_offset + i, str(i).encode(), v, [], now_ms)
             for i, v in enumerate(values)
         ]
     }
+
+
+# ---- the service against the in-memory Kafka twin ---------------------------------------------
+
+
+class TwinClassifier:
+    """A service wired to the twin: `broker` holds the topics, `executor` the model calls."""
+
+    def __init__(
+        self,
+        predictor: Any = None,
+        partitions: int = 1,
+        model_updates: Any = None,
+        **overrides: object,
+    ) -> None:
+        # one model worker unless a test asks for more: the rules for several are tested apart
+        given: dict[str, object] = {
+            "batch_size": 100,
+            "batch_wait_ms": 0,
+            "symbols": "SPY",
+            "inference_workers": 1,
+            **overrides,
+        }
+        from prometheus_client import CollectorRegistry
+
+        from stream.manual_executor import ManualExecutor
+        from stream.memory_kafka import MemoryBroker, MemoryConsumer, MemoryProducer
+        from stream.metrics import ClassifierMetrics
+        from stream.service import ClassifierService
+
+        settings = classifier_settings(
+            "memory:9092", input_topic="in", output_topic="out", dlq_topic="dlq", **given
+        )
+        self.broker = MemoryBroker({"in": partitions, "out": partitions, "dlq": 1})
+        self.consumer = MemoryConsumer(self.broker)
+        self.producer = MemoryProducer(self.broker, transactional=settings.exactly_once)
+        self.executor = ManualExecutor()
+        self.registry = CollectorRegistry()
+        self.service = ClassifierService(
+            settings, predictor or KeywordPredictor(),
+            ClassifierMetrics(self.registry, settings.symbols), self.consumer, self.producer,
+            model_updates, executor=self.executor, retry_backoff_s=0.0,
+        )  # fmt: skip
+
+    @classmethod
+    def started(cls, *args: Any, **kwargs: Any) -> TwinClassifier:
+        """A twin classifier, started (subscribed; transactions initialised)."""
+        classifier = cls(*args, **kwargs)
+        classifier.service.start()
+        return classifier
+
+    def produce(self, *values: bytes | None, partition: int = 0) -> None:
+        self.broker.produce("in", partition, values)
+
+    def steps(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.service.step()
+
+    def settle(self) -> None:
+        """Completes every model call and steps until everything produced is committed."""
+        for _ in range(100):
+            self.executor.complete_all()
+            self.service.step()
+            if not self.executor.held and self.caught_up():
+                return
+        raise AssertionError("the loop did not settle")
+
+    def caught_up(self) -> bool:
+        committed = self.broker.committed("classifier")
+        return all(
+            committed.get(tp, 0) == self.broker.end_offset(tp) for tp in self.consumer.assignment()
+        )
+
+    def output_ids(self) -> list[int]:
+        return [orjson.loads(r.value or b"")["id"] for r in self.broker.records("out")]
+
+    def letters(self) -> list[dict[str, bytes]]:
+        return [dict(r.headers) for r in self.broker.records("dlq")]
+
+    def committed(self) -> dict[int, int]:
+        return {tp.partition: o for tp, o in self.broker.committed("classifier").items()}
+
+    def commits(self) -> list[dict[int, int]]:
+        return [{tp.partition: o for tp, o in c.items()} for c in self.consumer.commits]
+
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        return self.registry.get_sample_value("stocksent_classifier_" + name, labels or {})
 
 
 # ---- running the real service -----------------------------------------------------------

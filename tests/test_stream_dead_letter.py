@@ -1,33 +1,19 @@
-"""The DLQ write never fails on any input: what Kafka refuses is replaced or cut (and said so),
-a copy the broker refuses for good goes minimal, then is skipped (counted); the output key is
-the message id whatever the input key was; records the client cannot parse are skipped past
-and dead-lettered. In-memory fakes here; the real broker in tests/integration."""
+"""The DLQ write never fails on any input: what Kafka refuses is replaced or cut (and said so);
+records the client cannot parse are found and skipped past. The service side (step-down,
+skips, output key) is in test_stream_publishing; the real broker in tests/integration."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import orjson
 import pytest
 from kafka.errors import CorruptRecordError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.record.default_records import DefaultRecordBatchBuilder
-from prometheus_client import CollectorRegistry
 
 from stream import dead_letter as dlq
 from stream.decode import DeadLetterReason
-from stream.metrics import ClassifierMetrics
-from stream.service import ClassifierService
+from stream.memory_kafka import MemoryBroker, MemoryProducer, TopicPartition
 from stream.unreadable import unreadable_record
-from tests.classifier_support import (
-    FakeConsumer,
-    FakeProducer,
-    FakeRecord,
-    FakeTopicPartition,
-    KeywordPredictor,
-    classifier_settings,
-    fake_records,
-)
 
 P = "stocksent_classifier_"
 KAFKA_MAX_REQUEST_SIZE = 1024 * 1024  # kafka-python's (and Java's) producer default
@@ -55,7 +41,7 @@ def kafka_size(d: dlq.DeadLetter) -> int:
 
 
 def sendable(d: dlq.DeadLetter) -> None:
-    FakeProducer().send("dlq", value=d.value, key=d.key, headers=d.headers)  # raises as Kafka
+    MemoryProducer(MemoryBroker({"dlq": 1})).send("dlq", d.value, d.key, d.headers)  # as Kafka
     assert kafka_size(d) <= KAFKA_MAX_REQUEST_SIZE
 
 
@@ -122,157 +108,7 @@ def test_permanent_and_passing_send_errors_are_told_apart() -> None:
     assert not dlq.is_permanent(NotLeaderForPartitionError())
 
 
-# ---- in the service -----------------------------------------------------------------------
-
-
-def service(consumer: FakeConsumer, producer: FakeProducer) -> tuple[ClassifierService, Any]:
-    settings = classifier_settings(
-        "fake:9092", input_topic="in", output_topic="out", dlq_topic="dlq",
-        batch_size=100, batch_wait_ms=0, inference_workers=1,
-    )  # fmt: skip
-    registry = CollectorRegistry()
-    metrics = ClassifierMetrics(registry, settings.symbols)
-    svc = ClassifierService(settings, KeywordPredictor(), metrics, consumer, producer)
-    svc.consumer.subscribe(["in"], listener=None)
-    return svc, registry
-
-
-def run_until_idle(svc: ClassifierService, steps: int = 20) -> None:
-    """Steps at least `steps` times, then until every queued poll is taken, published and
-    committed."""
-    deadline = time.monotonic() + 10
-    for _ in range(steps):
-        svc.step()
-        time.sleep(0.002)  # lets the inference thread score what was taken
-    while svc.consumer.polls or svc._in_flight or len(svc.batcher):
-        assert time.monotonic() < deadline, "the loop did not settle"
-        svc.step()
-
-
-def records(values: list[tuple[bytes | None, bytes | None, list[Any]]], first: int = 0) -> Any:
-    tp = FakeTopicPartition("in", 0)
-    return {
-        tp: [
-            FakeRecord("in", 0, first + i, key, value, headers, 1_700_000_000_000)
-            for i, (key, value, headers) in enumerate(values)
-        ]
-    }
-
-
-GOOD = orjson.dumps({"id": 4242, "body": "$SPY calls"})
-
-
-class LogConsumer(FakeConsumer):
-    """One partition's log, read from a position that `seek` moves, as a broker serves it."""
-
-    def __init__(self, log: dict[Any, list[FakeRecord]]) -> None:
-        [(tp, records)] = log.items()
-        super().__init__(partitions={tp})
-        self.tp, self.log, self.at = tp, records, records[0].offset
-
-    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, Any]:
-        fresh = [r for r in self.log if r.offset >= self.at]
-        if not fresh:
-            return {}
-        self.at = fresh[-1].offset + 1
-        return {self.tp: fresh}
-
-    def seek(self, tp: Any, offset: int) -> None:
-        super().seek(tp, offset)
-        self.at = offset
-
-
-def test_the_output_key_is_the_message_id_whatever_the_input_key_was() -> None:
-    consumer = FakeConsumer(
-        polls=[records([(None, GOOD, []), (b"not-the-id", GOOD, []), (b"4242", GOOD, [])])]
-    )
-    producer = FakeProducer()
-    svc, _ = service(consumer, producer)
-    run_until_idle(svc)
-    assert [key for topic, key, _, _ in producer.sent if topic == "out"] == [b"4242"] * 3
-
-
-def test_records_kafka_would_refuse_as_they_are_are_dead_lettered_all_the_same() -> None:
-    consumer = FakeConsumer(
-        polls=[records([(None, None, []), (b"1", b"junk", [("h", None)]), (None, GOOD, [])])]
-    )
-    producer = FakeProducer()
-    svc, registry = service(consumer, producer)
-    run_until_idle(svc)
-    letters = [s for s in producer.sent if s[0] == "dlq"]
-    assert [dict(h)[dlq.REASON] for *_, h in letters] == [b"null_value", b"invalid_json"]
-    assert [tp.partition for c in consumer.commits for tp in c] == [0]
-    assert consumer.commits[-1][FakeTopicPartition("in", 0)].offset == 3
-    assert registry.get_sample_value(P + "messages_consumed_total") == 3
-
-
-def refuse_big_dlq_values(topic: str, key: Any, value: Any, headers: Any) -> Exception | None:
-    """A DLQ topic whose max.message.bytes is below what the service assumes."""
-    if topic == "dlq" and value is not None and len(value) > 10:
-        return MessageSizeTooLargeError("over the topic's max.message.bytes")
-    return None
-
-
-def test_a_dlq_copy_the_broker_refuses_for_good_goes_minimal_instead_of_retried_forever(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("stream.service.RETRY_BACKOFF_S", 0.0)
-    tp = FakeTopicPartition("in", 0)
-    consumer = LogConsumer(records([(b"1", b"x" * 50, []), (b"2", b"junk", [])], first=10))
-    producer = FakeProducer(refuse=refuse_big_dlq_values)
-    svc, registry = service(consumer, producer)
-    run_until_idle(svc)
-    assert consumer.seeks == [(tp, 10)]
-    letters = [dict(h) for topic, _, _, h in producer.sent if topic == "dlq"]
-    # the first read's good copy of offset 11 was acknowledged too: at least once
-    assert [(d[dlq.SOURCE_OFFSET], dlq.MINIMAL in d) for d in letters] == [
-        (b"11", False),
-        (b"10", True),
-        (b"11", False),
-    ]
-    assert consumer.commits[-1][tp].offset == 12
-    assert registry.get_sample_value(P + "dead_letters_total", {"reason": "invalid_json"}) == 2
-    assert not svc._refused  # forgotten once committed
-
-
-def test_a_record_whose_every_copy_is_refused_is_skipped_and_counted(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("stream.service.RETRY_BACKOFF_S", 0.0)
-    tp = FakeTopicPartition("in", 0)
-    consumer = LogConsumer(records([(b"1", b"junk", [])], first=0))
-
-    def refuse_all(topic: str, *_: Any) -> Exception | None:
-        return MessageSizeTooLargeError("no") if topic == "dlq" else None
-
-    producer = FakeProducer(refuse=refuse_all)
-    svc, registry = service(consumer, producer)
-    run_until_idle(svc, steps=30)
-    assert consumer.seeks == [(tp, 0), (tp, 0)]  # full copy refused, then minimal: then skip
-    assert consumer.commits[-1][tp].offset == 1
-    assert registry.get_sample_value(P + "records_skipped_total", {"reason": "invalid_json"}) == 1
-    assert registry.get_sample_value(P + "dead_letters_total", {"reason": "invalid_json"}) == 0
-    assert registry.get_sample_value(P + "messages_consumed_total") == 1
-
-
-def test_an_output_the_broker_refuses_for_good_is_dead_lettered(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("stream.service.RETRY_BACKOFF_S", 0.0)
-    tp = FakeTopicPartition("in", 0)
-    consumer = LogConsumer(records([(b"4242", GOOD, [])], first=0))
-
-    def refuse_outputs(topic: str, *_: Any) -> Exception | None:
-        return MessageSizeTooLargeError("no") if topic == "out" else None
-
-    producer = FakeProducer(refuse=refuse_outputs)
-    svc, _ = service(consumer, producer)
-    run_until_idle(svc)
-    [(_, key, value, headers)] = [s for s in producer.sent if s[0] == "dlq"]
-    assert value == GOOD and key == b"4242"
-    assert dict(headers)[dlq.REASON] == b"output_refused"
-    assert b"MessageSizeTooLargeError" in dict(headers)[dlq.DETAIL]
-    assert consumer.commits[-1][tp].offset == 1
+# ---- records the Kafka client cannot parse (the service side: test_stream_publishing) ------
 
 
 class HalfReadFetch:
@@ -288,49 +124,29 @@ class HalfReadFetch:
         self.drained = True
 
 
-class WedgedConsumer(FakeConsumer):
-    """Raises CorruptRecordError at offset 7 of partition 0 until it is sought past it."""
+class WedgedConsumer:
+    """kafka-python's consumer as `unreadable_record` sees it: positioned at offset 7 of
+    partition 0, with a half-read fetch (`_fetcher`) set by each test."""
 
     def __init__(self, tp: Any) -> None:
-        super().__init__(partitions={tp})
         self.tp = tp
         self.at = 7
+        self.seeks: list[tuple[Any, int]] = []
         self._fetcher = type("Fetcher", (), {"_next_partition_records": None})()
 
-    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, Any]:
-        if self.at == 7:
-            self._fetcher._next_partition_records = HalfReadFetch(self.tp, 7)
-            raise CorruptRecordError("Found invalid record structure: UnicodeDecodeError(...)")
-        if self.at == 8:
-            self.at = 9
-            return fake_records("in", 0, [GOOD], first_offset=8)
-        return {}
+    def assignment(self) -> set[Any]:
+        return {self.tp}
 
     def position(self, tp: Any, timeout_ms: int | None = None) -> int:
         return self.at
 
     def seek(self, tp: Any, offset: int) -> None:
-        super().seek(tp, offset)
+        self.seeks.append((tp, offset))
         self.at = offset
 
 
-def test_a_record_the_client_cannot_parse_is_skipped_past_and_dead_lettered() -> None:
-    tp = FakeTopicPartition("in", 0)
-    consumer = WedgedConsumer(tp)
-    producer = FakeProducer()
-    svc, registry = service(consumer, producer)
-    run_until_idle(svc)
-    assert consumer.seeks == [(tp, 8)]
-    [letter] = [dict(h) for topic, _, _, h in producer.sent if topic == "dlq"]
-    assert letter[dlq.REASON] == b"unreadable" and letter[dlq.SOURCE_OFFSET] == b"7"
-    assert letter[dlq.DETAIL].startswith(b"CorruptRecordError")
-    assert [k for t, k, _, _ in producer.sent if t == "out"] == [b"4242"]
-    assert consumer.commits[-1][tp].offset == 9
-    assert registry.get_sample_value(P + "dead_letters_total", {"reason": "unreadable"}) == 1
-
-
 def test_nothing_is_skipped_when_the_consumer_is_not_at_the_failed_record() -> None:
-    tp = FakeTopicPartition("in", 0)
+    tp = TopicPartition("in", 0)
     consumer = WedgedConsumer(tp)
     stale = HalfReadFetch(tp, 5)  # position is 7
     consumer._fetcher._next_partition_records = stale
@@ -346,7 +162,7 @@ def test_nothing_is_skipped_when_the_consumer_is_not_at_the_failed_record() -> N
 
 
 def test_a_record_after_good_ones_of_its_fetch_is_found_too() -> None:
-    tp = FakeTopicPartition("in", 0)
+    tp = TopicPartition("in", 0)
     consumer = WedgedConsumer(tp)  # at 7: the fetch began at 4 and gave 4, 5 and 6
     consumer._fetcher._next_partition_records = HalfReadFetch(tp, 7, 4)
     found = unreadable_record(consumer, CorruptRecordError("x"))
@@ -354,7 +170,7 @@ def test_a_record_after_good_ones_of_its_fetch_is_found_too() -> None:
 
 
 def test_the_rest_of_a_batch_the_client_cannot_read_past_is_unreadable_too() -> None:
-    tp = FakeTopicPartition("in", 0)
+    tp = TopicPartition("in", 0)
     consumer = WedgedConsumer(tp)
     consumer._fetcher._next_partition_records = HalfReadFetch(tp, 5, 7)  # 5 broke the batch
     found = unreadable_record(consumer, CorruptRecordError("x"))
@@ -395,34 +211,3 @@ def test_a_refused_record_no_longer_makes_the_idempotent_producer_fatal() -> Non
     assert classify(ClusterAuthorizationFailedError(), None) == "FATAL"  # still fatal
     transactional = type("P", (), {"_transaction_manager": FakeTransactionManager(True)})()
     assert not tolerate_refused_records(transactional)
-
-
-def test_a_stall_while_no_broker_can_be_reached_is_not_reported_as_stuck() -> None:
-    svc, _ = service(FakeConsumer(), FakeProducer())
-    svc.liveness.stall_timeout_s = 0.0
-    time.sleep(0.01)
-    assert not svc.health()[0]  # the fake's connection state is unknown: stuck
-    net = type("Net", (), {"cluster": type("C", (), {"brokers": lambda self: [
-        type("B", (), {"node_id": 1})()]})(), "connected": lambda self, node: False})()  # fmt: skip
-    svc.consumer._client = net  # type: ignore[attr-defined]
-    alive, why = svc.health()
-    assert alive and why.startswith("waiting for a broker")
-
-
-def test_records_of_an_input_partition_added_later_are_labeled_not_refused() -> None:
-    # input and output had 6 partitions at start; input partition 7 came later
-    consumer = FakeConsumer(polls=[fake_records("in", 7, [GOOD])])
-    producer = FakeProducer()
-    partition_checked = producer.send
-
-    def send(topic: str, value: Any = None, key: Any = None, **more: Any) -> Any:
-        if more.get("partition") is not None and more["partition"] not in range(6):
-            raise ValueError(f"Unrecognized partition {more['partition']} for topic {topic}")
-        return partition_checked(topic, value=value, key=key, **more)
-
-    producer.send = send  # type: ignore[method-assign]
-    svc, _ = service(consumer, producer)
-    svc._keep_partition = svc._same_partition_counts()
-    assert svc._keep_partition
-    run_until_idle(svc)
-    assert [(t, k) for t, k, _, _ in producer.sent] == [("out", b"4242")]
