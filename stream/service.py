@@ -80,13 +80,14 @@ IDLE_POLL_MS = 250  # poll timeout while no batch is open: bounds the reaction t
 # (bench/results/HISTORY.md).
 SCORING_POLL_MS = 5
 RETRY_BACKOFF_S = 1.0  # pause before re-reading a batch whose publish or commit failed
-POLL_RETRY_BACKOFF_S = RETRY_BACKOFF_S / 4  # pause after a failed poll
+POLL_RETRY_SHARE = 0.25  # after a failed poll, this share of it
 
 
 class ClassifierService:
     """Runs the loop until `stop()`; one instance per process. `executor` runs the model
     calls (a thread pool of `inference_workers` by default); `retry_backoff_s` is the pause
-    before a batch that failed to publish or commit is read again."""
+    before a batch that failed to publish or commit is read again (a quarter of it after a
+    failed poll)."""
 
     def __init__(
         self,
@@ -268,7 +269,7 @@ class ClassifierService:
             if not isinstance(err, kafka_errors.KafkaError):
                 raise
             log.warning("poll failed (%s); retrying", err)
-            self._stop.wait(POLL_RETRY_BACKOFF_S)  # a stop ends the wait
+            self._stop.wait(self._retry_backoff_s * POLL_RETRY_SHARE)  # a stop ends the wait
             return None
         self.liveness.polled()
         return polled

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 import pytest
+from kafka.errors import CommitFailedError, KafkaTimeoutError
 
 from stream import dead_letter as dlq
 from tests.classifier_support import KeywordPredictor
@@ -365,3 +366,24 @@ def test_readiness_names_the_serving_version() -> None:
     c.produce(GOOD)
     c.steps()  # the batch taken swaps the model
     assert c.service.readiness() == (True, "ready: 1 partition(s), model v2")
+
+
+def test_a_failed_poll_is_counted_and_retried() -> None:
+    c = Classifier.started()
+    c.produce(GOOD)
+    c.consumer.fail_polls(KafkaTimeoutError("broker away"))
+    c.steps()  # the poll fails: counted, nothing read
+    assert c.sample("errors_total", {"stage": "consume"}) == 1 and c.executor.submitted == 0
+    assert c.service.readiness()[0]  # not for long enough to be "cannot consume"
+    c.settle()
+    assert c.output_ids() == [11] and c.committed() == {0: 1}
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("a bug"), CommitFailedError("the group moved on")], ids=type
+)
+def test_a_poll_error_that_is_not_the_brokers_ends_the_loop(error: Exception) -> None:
+    c = Classifier.started()
+    c.consumer.fail_polls(error)
+    with pytest.raises(type(error)):
+        c.steps()
