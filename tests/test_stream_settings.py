@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import subprocess
 import sys
@@ -98,21 +97,13 @@ def test_cli_logs_masked_configuration(
     def no_model(spec: str, inference_threads: int = 0, concurrent_calls: int = 1) -> object:
         raise RuntimeError("no model in this test")
 
-    monkeypatch.setattr("stream.predictor.load_predictor", no_model)
+    monkeypatch.setattr("stream.classifier_process.load_predictor", no_model)
     monkeypatch.setattr(cli, "check_kafka", lambda *_args: None)  # no broker in this test
     logging.getLogger().handlers.clear()
     with pytest.raises(BadInputError, match="cannot load it: no model in this test"):
         cli.main(["--metrics-port", "0"], "classify")
     err = capsys.readouterr().err
     assert "sasl_password = ********" in err and "env-secret-value" not in err
-
-
-def test_freeze_startup_heap_takes_live_objects_out_of_collections() -> None:
-    try:
-        cli.freeze_startup_heap()
-        assert gc.get_freeze_count() > 1000  # the interpreter's, pytest's, this module's
-    finally:
-        gc.unfreeze()
 
 
 @pytest.mark.tensorflow
