@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import gc
 import logging
 import signal
@@ -15,22 +14,22 @@ from types import FrameType
 from prometheus_client import CollectorRegistry
 
 from stocksent.failures import BadInputError
-from stocksent.options import SettingsError, add_options, resolve
+from stocksent.options import SettingsError, describe, parse_settings
 from stocksent.preflight import check_kafka, check_port_free
-from stream.settings import OPTIONS, ClassifierSettings, effective_configuration, from_values
+from stream.settings import ClassifierSettings
 
 log = logging.getLogger("stream")
 
 
 def parse(argv: list[str], prog: str) -> tuple[ClassifierSettings, str]:
     """Typed settings and the printable effective configuration; raises SettingsError."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Classify StockTwits messages from Kafka as bullish or bearish.",
+    settings = parse_settings(
+        ClassifierSettings,
+        argv,
+        prog,
+        "Classify StockTwits messages from Kafka as bullish or bearish.",
     )
-    add_options(parser, OPTIONS)
-    values = resolve(parser.parse_args(argv), OPTIONS)
-    return from_values(values), effective_configuration(values)
+    return settings, describe(settings)
 
 
 def freeze_startup_heap() -> None:
@@ -61,7 +60,7 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
     # Cheap checks first, so a wrong address or a taken port is one line in seconds, not a
     # traceback after the model's load (8-13 s)
     check_port_free(settings.metrics_host, settings.metrics_port, "metrics", "--metrics-port")
-    check_kafka(settings.kafka, settings.kafka["connect_timeout"])
+    check_kafka(settings.kafka)
     log.info("effective configuration:\n%s", shown)
 
     # Imported here so that `--help` and settings errors never pay for TensorFlow.

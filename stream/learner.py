@@ -42,6 +42,7 @@ from model.learning import LEARNER_DIR, RoundConfig, RoundResult
 from model.store import LEARNER, ModelStore
 from model.tagged_window import TaggedMessage, TaggedWindow, label_value, tag_messages
 from stocksent.failures import ExitCode
+from stocksent.kafka_settings import KafkaConnection
 from stream.learner_metrics import LearnerMetrics
 
 log = logging.getLogger("stream.learner")
@@ -122,7 +123,7 @@ class Learner:
     def __init__(
         self,
         config: LearnerConfig,
-        kafka: Mapping[str, Any],
+        kafka: KafkaConnection,
         metrics: LearnerMetrics,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from producers import publisher
 from producers.messages import RawRecord
 from producers.metrics import ProducerMetrics, Source
+from stocksent.kafka_settings import KafkaConnection
 
 
 class AckedFuture:
@@ -42,7 +43,7 @@ class RecordingProducer:
 def sink(monkeypatch: pytest.MonkeyPatch) -> publisher.KafkaPublisher:
     monkeypatch.setattr(publisher, "KafkaProducer", RecordingProducer)
     metrics = ProducerMetrics(CollectorRegistry())
-    return publisher.KafkaPublisher({"bootstrap_servers": "x:1"}, "topic", metrics)
+    return publisher.KafkaPublisher(KafkaConnection(bootstrap_servers="x:1"), "topic", metrics)
 
 
 def _published(sink: publisher.KafkaPublisher) -> float | None:

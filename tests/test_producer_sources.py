@@ -151,14 +151,13 @@ def test_pacer_spaces_events_at_the_rate() -> None:
 def test_live_state_defaults_to_the_state_directory_not_the_working_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from producers.cli import PRODUCER_OPTIONS, _check_combination
+    from producers.cli import ProducerSettings
     from producers.state import default_state_path
-    from stocksent.options import resolve
+    from stocksent.options import from_arguments
 
     monkeypatch.setenv("STOCKSENT_STATE_DIR", str(tmp_path / "state"))
-    settings = resolve({"symbols": "SPY"}, PRODUCER_OPTIONS, environ={})
-    _check_combination(settings)
-    assert settings["state"] == default_state_path() == tmp_path / "state" / "producer-state.json"
+    settings = from_arguments(ProducerSettings, {"symbols": "SPY"}, environ={})
+    assert settings.state == default_state_path() == tmp_path / "state" / "producer-state.json"
     monkeypatch.delenv("STOCKSENT_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert default_state_path() == tmp_path / "xdg" / "stocksent" / "producer-state.json"

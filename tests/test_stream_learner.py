@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from model.learning import RoundConfig, RoundResult
 from model.store import ModelStore
+from stocksent.kafka_settings import KafkaConnection
 from stocksent.options import SettingsError, resolve
 from stream.learner import Learner, LearnerConfig, tagged_rows
 from stream.learner_cli import OPTIONS, duration, learner_config, main
@@ -95,7 +96,7 @@ def learner(store_dir: Path, clock: Clock, registry: CollectorRegistry) -> Learn
         training_threads=1,
         round=RoundConfig(),
     )
-    return Learner(config, {"bootstrap_servers": "127.0.0.1:1"}, LearnerMetrics(registry), clock)
+    return Learner(config, KafkaConnection(bootstrap_servers="127.0.0.1:1"), LearnerMetrics(registry), clock)
 
 
 @pytest.mark.tensorflow

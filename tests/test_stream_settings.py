@@ -12,13 +12,13 @@ import pytest
 
 from stocksent import topics
 from stocksent.failures import BadInputError
-from stocksent.options import SettingsError, resolve
+from stocksent.options import SettingsError, from_arguments
 from stream import cli
-from stream.settings import DEFAULT_INFERENCE_WORKERS, OPTIONS, from_values
+from stream.settings import DEFAULT_INFERENCE_WORKERS, ClassifierSettings
 
 
-def settings_from(args: dict[str, str], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return from_values(resolve(args, OPTIONS, environ=env or {}))
+def settings_from(args: dict[str, str], env: dict[str, str] | None = None) -> ClassifierSettings:
+    return from_arguments(ClassifierSettings, args, environ=env or {})
 
 
 def test_defaults_follow_the_contracts() -> None:
