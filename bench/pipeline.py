@@ -25,7 +25,9 @@ from stocksent.topics_cli import ensure_topics
 
 def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
     """Creates fresh topics for one measurement and waits for their leaders."""
-    ensure_topics(KafkaConnection(bootstrap_servers=bootstrap), [NewTopic(n, partitions, 1) for n in names])
+    ensure_topics(
+        KafkaConnection(bootstrap_servers=bootstrap), [NewTopic(n, partitions, 1) for n in names]
+    )
 
 
 def bench_producer(bootstrap: str) -> KafkaProducer:

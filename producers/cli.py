@@ -238,7 +238,7 @@ def _run_live(
     poller = LivePoller(
         client,
         publisher,
-        FileStateStore(settings.state),
+        FileStateStore(settings.state or default_state_path()),
         metrics,
         settings.symbols,
         budget=RequestBudget(settings.requests_per_hour),

@@ -16,6 +16,7 @@ from stocksent.options import (
     options_of,
     positive_float,
     setting,
+    shared,
     text,
 )
 
@@ -28,6 +29,14 @@ COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 RECONNECT_BACKOFF_MS = 50
 RECONNECT_BACKOFF_MAX_MS = 1000
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
+
+
+CONNECT_TIMEOUT_OPTION = Option(
+    "connect_timeout",
+    positive_float,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    "seconds to wait for Kafka at start-up before failing with exit code 3",
+)
 
 
 @dataclass(frozen=True)
@@ -54,11 +63,7 @@ class KafkaConnection:
     ssl_keyfile: Path | None = setting(
         existing_file, None, "client private key (PEM) for mutual TLS"
     )
-    connect_timeout: float = setting(
-        positive_float,
-        DEFAULT_CONNECT_TIMEOUT_S,
-        "seconds to wait for Kafka at start-up before failing with exit code 3",
-    )
+    connect_timeout: float = shared(CONNECT_TIMEOUT_OPTION)
 
 
 CONNECTION_OPTIONS: tuple[Option, ...] = options_of(KafkaConnection)

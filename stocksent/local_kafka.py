@@ -24,12 +24,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stocksent.children import exits_with_parent
+from stocksent.options import Option, non_empty_text
+from stocksent.options import port as port_number
 from stocksent.preflight import check_port_free
 
-DEFAULT_KAFKA_VERSION = "4.1.1"
+DEFAULT_KAFKA_VERSION = "4.1.1"  # Makefile, pom and compose are checked against it (tests)
 DEFAULT_PORT = 9092
 DEFAULT_HOST = "127.0.0.1"
 READY_TIMEOUT_S = 90.0
+
+KAFKA_PORT_OPTION = Option(
+    "kafka_port",
+    port_number,
+    DEFAULT_PORT,
+    "client port of the local Kafka on 127.0.0.1 (its controller uses the next port)",
+)
+KAFKA_VERSION_OPTION = Option(
+    "kafka_version",
+    non_empty_text,
+    DEFAULT_KAFKA_VERSION,
+    "org.apache.kafka:kafka_2.13 version of the local Kafka, resolved from Maven Central",
+)
 
 
 class LocalKafkaError(RuntimeError):

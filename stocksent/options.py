@@ -330,8 +330,8 @@ def resolve(
         if raw is None and option.env in env:
             raw, origin = env[option.env], option.env
         if raw is None:
-            values[option.name] = option.default
-            continue
+            # a default written as text ("6h") is parsed like a value (and so checked)
+            raw, origin = option.default, f"{option.flag} (default)"
         if isinstance(raw, str):
             if option.choices is not None and raw not in option.choices:
                 raise SettingsError(f"{origin}: {raw!r} is not one of {', '.join(option.choices)}")
@@ -342,7 +342,8 @@ def resolve(
                 raise SettingsError(f"{origin}: {shown} is not valid: {_reason(err)}") from None
         else:
             value = raw
-        values[option.name] = Secret(value) if option.secret and isinstance(value, str) else value
+        secret = option.secret and isinstance(value, str) and value
+        values[option.name] = Secret(value) if secret else value
     return values
 
 

@@ -14,12 +14,11 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from stocksent.checkout import REPO_ROOT
 from stocksent.children import exits_with_parent
 from stocksent.local_kafka import free_port
 
 __all__ = ["REPO_ROOT", "ServiceProcess", "exits_with_parent"]
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServiceProcess:

@@ -396,9 +396,7 @@ def classifier_settings(bootstrap: str, **overrides: Any) -> Any:
     from stream.settings import ClassifierSettings
 
     given = {"bootstrap_servers": bootstrap, "metrics_port": "0", **overrides}
-    return from_arguments(
-        ClassifierSettings, {k: str(v) for k, v in given.items()}, environ={}
-    )
+    return from_arguments(ClassifierSettings, {k: str(v) for k, v in given.items()}, environ={})
 
 
 def produce_over_time(

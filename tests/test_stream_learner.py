@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry
 from model.learning import RoundConfig, RoundResult
 from model.store import ModelStore
 from stocksent.kafka_settings import KafkaConnection
-from stocksent.options import SettingsError, resolve
+from stocksent.options import SettingsError, from_arguments
 from stream.learner import Learner, LearnerConfig, tagged_rows
-from stream.learner_cli import OPTIONS, duration, learner_config, main
+from stream.learner_cli import LearnerSettings, duration, learner_config, main
 from stream.learner_metrics import LearnerMetrics
 from tests.learner_support import output_record
 
@@ -51,13 +51,13 @@ def test_the_store_is_required(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_defaults_are_the_issues(tmp_path: Path) -> None:
-    values = resolve({"model_store": str(tmp_path)}, OPTIONS, environ={})
-    config = learner_config(values)
+    values = {"model_store": str(tmp_path)}
+    config = learner_config(from_arguments(LearnerSettings, values, environ={}))
     assert (config.window, config.min_new, config.every_s) == (200_000, 20_000, 6 * 3600)
     assert config.round.holdout_fraction == 0.2 and config.once is False
     assert config.from_topic == "stocktwits.sentiment" and config.base_data is None
     with pytest.raises(SettingsError, match="--base-data"):
-        learner_config({**values, "base_data": tmp_path})
+        from_arguments(LearnerSettings, {**values, "base_data": str(tmp_path)}, environ={})
 
 
 def test_only_tagged_records_with_a_body_count() -> None:
@@ -96,7 +96,9 @@ def learner(store_dir: Path, clock: Clock, registry: CollectorRegistry) -> Learn
         training_threads=1,
         round=RoundConfig(),
     )
-    return Learner(config, KafkaConnection(bootstrap_servers="127.0.0.1:1"), LearnerMetrics(registry), clock)
+    return Learner(
+        config, KafkaConnection(bootstrap_servers="127.0.0.1:1"), LearnerMetrics(registry), clock
+    )
 
 
 @pytest.mark.tensorflow

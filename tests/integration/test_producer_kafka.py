@@ -27,6 +27,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from producers.cli import main
 from producers.replay import read_messages
+from stocksent.checkout import REPO_ROOT
 from stocksent.local_kafka import free_port
 from tests.fake_stocktwits import FakeStockTwits, make_message
 from tests.kafka_support import drain
@@ -34,7 +35,7 @@ from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 @pytest.fixture
