@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 
 from producers.feed import Pacer
@@ -161,3 +162,19 @@ def test_live_state_defaults_to_the_state_directory_not_the_working_one(
     monkeypatch.delenv("STOCKSENT_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert default_state_path() == tmp_path / "xdg" / "stocksent" / "producer-state.json"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(123, 123), ("123", None), (True, None), (1.0, None), (0, None), (2**63, None)],
+)
+def test_the_producer_keys_by_the_classifier_id_rule(value: object, expected: int | None) -> None:
+    from producers.messages import message_id
+    from stream.decode import DeadLetterReason, Rejection, decode
+
+    assert message_id({"id": value}) == expected
+    decoded = decode(orjson.dumps({"id": value, "body": "calls"}), 10_000)
+    # one rule: what the producer keys by is exactly what the classifier accepts
+    assert isinstance(decoded, Rejection) == (expected is None)
+    if isinstance(decoded, Rejection):
+        assert decoded.reason in (DeadLetterReason.ID_NOT_INTEGER, DeadLetterReason.ID_OUT_OF_RANGE)
