@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from stocksent.kafka_settings import CONNECTION_OPTIONS
+from stocksent.local_kafka import DEFAULT_KAFKA_VERSION, SINGLE_NODE_SETTINGS
 from stocksent.metrics_endpoint import METRICS_PORTS
 from stocksent.reference import command_options
 from stocksent.service_process import REPO_ROOT
@@ -91,8 +92,10 @@ def test_kafka_is_a_single_kraft_node_where_transactions_work(
     services: dict[str, dict[str, Any]],
 ) -> None:
     kafka = services["kafka"]
-    assert kafka["image"] == "apache/kafka:4.1.1"
+    assert kafka["image"] == f"apache/kafka:{DEFAULT_KAFKA_VERSION}"  # the version run uses
     env = _env(kafka)
+    for name, value in SINGLE_NODE_SETTINGS.items():  # the settings of the local broker
+        assert str(env["KAFKA_" + name.upper().replace(".", "_")]).lower() == value, name
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
