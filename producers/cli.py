@@ -145,11 +145,8 @@ class ProducerSettings:
 
 def main(argv: list[str], prog: str = "stocksent produce") -> int:
     """Entry point: parse, print the configuration, run the chosen source; returns the exit code."""
-    try:
-        settings = parse_settings(ProducerSettings, argv, prog, DESCRIPTION)
-    except SettingsError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+    # bad settings raise SettingsError: stocksent.cli prints its one line, exit 2
+    settings = parse_settings(ProducerSettings, argv, prog, DESCRIPTION)
     _configure_logging(settings.log_level)
 
     # before anything starts: a taken port or an absent Kafka is one line in seconds

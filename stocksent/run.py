@@ -33,7 +33,7 @@ import orjson
 from stocksent import topics
 from stocksent.checkout import SAMPLES
 from stocksent.children import exits_with_parent
-from stocksent.failures import BadInputError, CommandError, ExitCode
+from stocksent.failures import CommandError, ExitCode
 from stocksent.kafka_settings import CONNECT_TIMEOUT_OPTION, KafkaConnection
 from stocksent.live_view import RowLimiter, Screen, Status
 from stocksent.local_kafka import KAFKA_PORT_OPTION, LocalKafka, LocalKafkaError, cache_root
@@ -743,12 +743,5 @@ def main(argv: list[str], prog: str = "stocksent run") -> int:
     parser = parser_for(
         RunSettings, prog, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    try:
-        settings = from_arguments(RunSettings, parser.parse_args(argv))
-    except SettingsError as err:
-        raise BadInputError(str(err)) from None
+    settings = from_arguments(RunSettings, parser.parse_args(argv))  # stocksent.cli: exit 2
     return run(settings)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -14,7 +14,7 @@ from types import FrameType
 from prometheus_client import CollectorRegistry
 
 from stocksent.failures import BadInputError
-from stocksent.options import SettingsError, describe, parse_settings
+from stocksent.options import describe, parse_settings
 from stocksent.preflight import check_kafka, check_port_free
 from stream.settings import ClassifierSettings
 
@@ -45,11 +45,7 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
     """Entry point: 0 after a clean stop (SIGTERM/SIGINT), 1 on a fatal error (or a model
     store whose CURRENT version cannot serve), 2 on bad settings. With `--model-store`,
     SIGHUP checks the store's CURRENT at once."""
-    try:
-        settings, shown = parse(argv, prog)
-    except SettingsError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+    settings, shown = parse(argv, prog)  # SettingsError: stocksent.cli prints it, exit 2
     logging.basicConfig(
         level=settings.log_level_number,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -195,7 +191,3 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
             follower.stop()
         if health is not None:
             health.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], prog="python -m stream.cli"))

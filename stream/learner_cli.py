@@ -165,11 +165,8 @@ def learner_config(settings: LearnerSettings) -> Any:
 
 def main(argv: list[str], prog: str = "stocksent learn") -> int:
     """Entry point (see the module docstring for the exit codes)."""
-    try:
-        settings = parse_settings(LearnerSettings, argv, prog, __doc__)
-    except SettingsError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+    # bad settings raise SettingsError: stocksent.cli prints its one line, exit 2
+    settings = parse_settings(LearnerSettings, argv, prog, __doc__)
     config = learner_config(settings)
     logging.basicConfig(
         level=getattr(logging, settings.log_level),
@@ -223,7 +220,3 @@ def main(argv: list[str], prog: str = "stocksent learn") -> int:
     finally:
         if health is not None:
             health.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], prog="python -m stream.learner_cli"))

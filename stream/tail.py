@@ -239,10 +239,6 @@ def follow(settings: TailSettings, out: TextIO = sys.stdout) -> int:
 
 def main(argv: list[str], prog: str = "stocksent tail") -> int:
     """Entry point of `stocksent tail`."""
-    try:
-        settings = parse_settings(TailSettings, argv, prog, __doc__)
-    except SettingsError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+    settings = parse_settings(TailSettings, argv, prog, __doc__)  # stocksent.cli: exit 2
     check_kafka(settings.kafka)
     return follow(settings)

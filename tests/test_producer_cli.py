@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from producers.cli import DESCRIPTION, ProducerSettings, main
+from stocksent.cli import main as stocksent_main
 from stocksent.options import describe, parse_settings
 
 
@@ -57,7 +58,7 @@ def test_bad_configuration_exits_2_naming_the_option(
     argv: list[str], error: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("STOCKSENT_SYMBOLS", raising=False)
-    assert main(argv, "stocksent produce") == 2
+    assert stocksent_main(["produce", *argv]) == 2
     assert error in capsys.readouterr().err
 
 
@@ -66,7 +67,7 @@ def test_replay_and_synthetic_are_exclusive(
 ) -> None:
     path = tmp_path / "m.jsonl"
     path.write_text("{}\n")
-    assert main(["--replay", str(path), "--synthetic"], "p") == 2
+    assert stocksent_main(["produce", "--replay", str(path), "--synthetic"]) == 2
     assert "choose one" in capsys.readouterr().err
 
 

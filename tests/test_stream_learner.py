@@ -11,10 +11,11 @@ from prometheus_client import CollectorRegistry
 
 from model.learning import RoundConfig, RoundResult
 from model.store import ModelStore
+from stocksent.cli import main as stocksent_main
 from stocksent.kafka_settings import KafkaConnection
 from stocksent.options import SettingsError, from_arguments
 from stream.learner import Learner, LearnerConfig, tagged_rows
-from stream.learner_cli import LearnerSettings, duration, learner_config, main
+from stream.learner_cli import LearnerSettings, duration, learner_config
 from stream.learner_metrics import LearnerMetrics
 from tests.learner_support import output_record
 
@@ -46,7 +47,7 @@ def test_bad_durations_say_what_is_expected(text: str) -> None:
 
 
 def test_the_store_is_required(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([], prog="stocksent learn") == 2
+    assert stocksent_main(["learn"]) == 2
     assert "--model-store: required" in capsys.readouterr().err
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stocksent import topics
+from stocksent.cli import main as stocksent_main
 from stocksent.failures import BadInputError
 from stocksent.options import SettingsError, from_arguments
 from stream import cli
@@ -84,7 +85,7 @@ def test_secrets_never_appear_in_the_printed_configuration() -> None:
 
 
 def test_cli_reports_bad_settings_without_secrets(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["--sasl-password", "hunter2-secret", "--batch-size", "zero"], "classify")
+    code = stocksent_main(["classify", "--sasl-password", "hunter2-secret", "--batch-size", "zero"])
     err = capsys.readouterr().err
     assert code == 2 and "--batch-size: 'zero' is not valid" in err
     assert "hunter2-secret" not in err
