@@ -19,20 +19,16 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from stocksent import topics
 from stocksent.checkout import SAMPLES
-from stocksent.children import exits_with_parent
 from stocksent.failures import CommandError, ExitCode
 from stocksent.kafka_settings import CONNECT_TIMEOUT_OPTION, KafkaConnection
 from stocksent.live_view import RowLimiter, Screen, Status
@@ -51,6 +47,7 @@ from stocksent.options import (
     text,
 )
 from stocksent.preflight import check_kafka, check_port_free, command_line, port_owner
+from stocksent.service_process import ServiceExitedError, ServiceProcess, StopAskedError
 from stocksent.shared_options import MODEL_STORE_OPTION, PARTITIONS_OPTION
 from stocksent.symbols import symbol_list
 from stream.settings import MODEL_OPTION
@@ -158,60 +155,24 @@ RUN_RECORD = "active.json"
 PUBLISHED_LINE = re.compile(rb"\b(replay|synthetic): (\d+) message\(s\) published")
 
 
-class StopAskedError(Exception):
-    """A stop was asked for (signal, closed output) while `run` was still starting."""
+# ---- children: stocksent.service_process supervises them --------------------------------
 
 
-# ---- children ----------------------------------------------------------------------------
-
-
-@dataclass
-class Child:
-    """A child process of the run, with the log it writes."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path | None
-    log: IO[bytes] | None = field(default=None, repr=False)
-
-
-def _stocksent(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stocksent.cli", *args]
-
-
-def _spawn(name: str, argv: list[str], log_dir: Path) -> Child:
-    log_path = log_dir / f"{name}.log"
-    log = log_path.open("wb")
+def _spawn(name: str, args: list[str], metrics_port: int, log_dir: Path) -> ServiceProcess:
     # Own session: a terminal's Ctrl-C reaches only `run`, which stops children in order;
-    # pdeathsig: the kernel stops them if `run` dies without doing so (SIGKILL)
-    process = subprocess.Popen(
-        exits_with_parent(argv),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
+    # pdeathsig (in ServiceProcess): the kernel stops them if `run` dies without doing so
+    return ServiceProcess(
+        name,
+        args,
+        log_dir / f"{name}.log",
+        metrics_port=metrics_port,
+        from_checkout=False,
+        own_session=True,
     )
-    return Child(name, process, log_path, log)
 
 
-def _stop(child: Child, timeout_s: float = 15.0) -> int | None:
-    if child.process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            child.process.send_signal(signal.SIGTERM)
-        try:
-            child.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
-    if child.log is not None:
-        child.log.close()
-    return child.process.returncode
-
-
-def _log_tail(child: Child, lines: int = 12) -> str:
+def _log_tail(child: ServiceProcess, lines: int = 12) -> str:
     """The end of a child's log of this run, without the effective-configuration block."""
-    if child.log_path is None:
-        return ""
     try:
         kept = [
             line
@@ -223,7 +184,7 @@ def _log_tail(child: Child, lines: int = 12) -> str:
     return "\n".join(kept[-lines:])
 
 
-def _last_error(child: Child) -> str:
+def _last_error(child: ServiceProcess) -> str:
     """The child's one-line error when it printed one (`... error: ...`), else ''."""
     for line in reversed(_log_tail(child, 40).splitlines()):
         if ": error: " in line or " ERROR " in line:
@@ -231,35 +192,28 @@ def _last_error(child: Child) -> str:
     return ""
 
 
-def _wait_ready(url: str, child: Child, timeout_s: float, stopping: Any) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if stopping():
-            raise StopAskedError
-        if child.process.poll() is not None:
-            raise CommandError(
-                f"{child.name} exited with code {child.process.returncode} while starting: "
-                f"{_last_error(child) or 'see ' + str(child.log_path)}",
-                ExitCode(child.process.returncode)
-                if child.process.returncode in tuple(ExitCode)
-                else ExitCode.FAILED,
-            )
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
-            if response.status == 200:
-                return
-        time.sleep(0.3)
-    raise CommandError(f"{child.name} not ready at {url} after {timeout_s:.0f}s ({child.log_path})")
+def _wait_ready(child: ServiceProcess, timeout_s: float, stopping: Callable[[], bool]) -> None:
+    """Returns once the child's /readyz answers 200; CommandError (with the child's own exit
+    code where it has a meaning) when it exits first or is not ready in time."""
+    try:
+        child.wait_ready(timeout_s, "/readyz", stopping)
+    except ServiceExitedError as err:
+        code = err.returncode
+        raise CommandError(
+            f"{child.name} exited with code {code} while starting: "
+            f"{_last_error(child) or 'see ' + str(child.log_path)}",
+            ExitCode(code) if code in tuple(ExitCode) else ExitCode.FAILED,
+        ) from None
+    except RuntimeError:
+        raise CommandError(
+            f"{child.name} not ready on port {child.metrics_port} after {timeout_s:.0f}s "
+            f"({child.log_path})"
+        ) from None
 
 
 def producer_argv(settings: RunSettings, bootstrap: str) -> list[str]:
-    """The `stocksent produce` command line for the chosen source."""
-    argv = _stocksent(
-        "produce",
-        "--bootstrap-servers",
-        bootstrap,
-        "--metrics-port",
-        str(settings.producer_metrics_port),
-    )
+    """The options of `stocksent produce` for the chosen source (its metrics port aside)."""
+    argv = ["--bootstrap-servers", bootstrap]
     if settings.source == "synthetic":
         argv += ["--synthetic", "--rate", str(settings.rate), "--loop"]
     elif settings.source == "replay":  # RunSettings has checked that --replay names a file
@@ -270,14 +224,8 @@ def producer_argv(settings: RunSettings, bootstrap: str) -> list[str]:
 
 
 def classifier_argv(settings: RunSettings, bootstrap: str) -> list[str]:
-    """The `stocksent classify` command line."""
-    argv = _stocksent(
-        "classify",
-        "--bootstrap-servers",
-        bootstrap,
-        "--metrics-port",
-        str(settings.classifier_metrics_port),
-    )
+    """The options of `stocksent classify` (its metrics port aside)."""
+    argv = ["--bootstrap-servers", bootstrap]
     if settings.model:
         return [*argv, "--model", settings.model]
     return [*argv, "--model-store", settings.model_store]
@@ -459,7 +407,7 @@ class _Pipeline:
         self.record_path = record_path
         self.log_dir = log_dir
         self.broker: LocalKafka | None = None
-        self.children: list[Child] = []
+        self.children: list[ServiceProcess] = []
         self.consumers: list[Any] = []
         self.stop_asked = False
         self.starting = True
@@ -508,20 +456,17 @@ class _Pipeline:
         screen.say(f"topics ready (created: {', '.join(created) or 'none, all existed'})")
         if screen.closed:  # `| head` already has what it wanted: start nothing more
             raise StopAskedError
-        classifier = self._spawn("classifier", classifier_argv(settings, bootstrap))
+        classifier = self._spawn(
+            "classifier", classifier_argv(settings, bootstrap), settings.classifier_metrics_port
+        )
         screen.say(model_line)
         screen.say(f"loading the model (logs: {self.log_dir}) ...")
         cport = settings.classifier_metrics_port
         if cport:
-            _wait_ready(
-                f"http://127.0.0.1:{cport}/readyz",
-                classifier,
-                READY_TIMEOUT_S,
-                lambda: self.stop_asked or screen.closed,
-            )
+            _wait_ready(classifier, READY_TIMEOUT_S, lambda: self.stop_asked or screen.closed)
         # the live view starts at this moment's records, however late its own start-up ends
         since_ms = int(time.time() * 1000)
-        self._spawn("producer", producer_argv(settings, bootstrap))
+        self._spawn("producer", producer_argv(settings, bootstrap), settings.producer_metrics_port)
         from stream.tail import open_consumer
 
         self.consumers = [
@@ -548,8 +493,8 @@ class _Pipeline:
         self.screen.say(f"Kafka {local.kafka_version()} {state}")
         return local.bootstrap
 
-    def _spawn(self, name: str, argv: list[str]) -> Child:
-        child = _spawn(name, argv, self.log_dir)
+    def _spawn(self, name: str, args: list[str], metrics_port: int) -> ServiceProcess:
+        child = _spawn(name, args, metrics_port, self.log_dir)
         self.children.append(child)
         _write_record(self.record_path, self.children, self.broker, self.log_dir)
         return child
@@ -563,7 +508,7 @@ class _Pipeline:
         for name in ("producer", "classifier"):
             for child in self.children:
                 if child.name == name:
-                    returned = _stop(child)
+                    returned = child.terminate(timeout=15.0)
                     if returned not in (0, None, -signal.SIGTERM) and code == 0:
                         self.screen.warn(
                             f"{name} stopped with code {returned} (log {child.log_path})"
@@ -582,7 +527,9 @@ def _source_text(settings: RunSettings) -> str:
     return f"synthetic messages at {settings.rate:g} msgs/s"
 
 
-def _write_record(path: Path, children: list[Child], broker: LocalKafka | None, logs: Path) -> None:
+def _write_record(
+    path: Path, children: list[ServiceProcess], broker: LocalKafka | None, logs: Path
+) -> None:
     record: dict[str, Any] = {
         "run_pid": os.getpid(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -600,7 +547,7 @@ def _write_record(path: Path, children: list[Child], broker: LocalKafka | None, 
 def _view(
     settings: RunSettings,
     screen: Screen,
-    children: list[Child],
+    children: list[ServiceProcess],
     consumers: list[Any],
     stopping: Callable[[], bool],
 ) -> ExitCode:
@@ -615,7 +562,11 @@ class _LiveView:
     DLQ_ROW_WIDTH = 60
 
     def __init__(
-        self, settings: RunSettings, screen: Screen, children: list[Child], consumers: list[Any]
+        self,
+        settings: RunSettings,
+        screen: Screen,
+        children: list[ServiceProcess],
+        consumers: list[Any],
     ) -> None:
         self.screen = screen
         self.children = children
@@ -716,7 +667,7 @@ class _LiveView:
             self.all_done_said = True
 
 
-def _last_warning(children: list[Child]) -> str:
+def _last_warning(children: list[ServiceProcess]) -> str:
     """The producer's last logged warning, without its time and logger (for the status)."""
     for child in children:
         if child.name == "producer":
@@ -727,10 +678,8 @@ def _last_warning(children: list[Child]) -> str:
     return ""
 
 
-def _published_count(child: Child) -> int:
+def _published_count(child: ServiceProcess) -> int:
     """How many messages a finished producer published, from its last summary line."""
-    if child.log_path is None:
-        return 0
     try:
         found = PUBLISHED_LINE.findall(child.log_path.read_bytes())
     except OSError:
