@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -46,6 +47,16 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
     store whose CURRENT version cannot serve), 2 on bad settings. With `--model-store`,
     SIGHUP checks the store's CURRENT at once."""
     settings, shown = parse(argv, prog)  # SettingsError: stocksent.cli prints it, exit 2
+    _configure_logging(settings)
+    # Cheap checks first, so a wrong address or a taken port is one line in seconds, not a
+    # traceback after the model's load (8-13 s)
+    check_port_free(settings.metrics_host, settings.metrics_port, "metrics", "--metrics-port")
+    check_kafka(settings.kafka)
+    log.info("effective configuration:\n%s", shown)
+    return _Classifier(settings).run()
+
+
+def _configure_logging(settings: ClassifierSettings) -> None:
     logging.basicConfig(
         level=settings.log_level_number,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -53,85 +64,137 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
     )
     if settings.log_level_number > logging.DEBUG:
         logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is per-connection noise
-    # Cheap checks first, so a wrong address or a taken port is one line in seconds, not a
-    # traceback after the model's load (8-13 s)
-    check_port_free(settings.metrics_host, settings.metrics_port, "metrics", "--metrics-port")
-    check_kafka(settings.kafka)
-    log.info("effective configuration:\n%s", shown)
 
-    # Imported here so that `--help` and settings errors never pay for TensorFlow.
-    from stream.http import HealthServer
-    from stream.liveness import ShutdownWatchdog
-    from stream.metrics import ClassifierMetrics
-    from stream.model_follower import ModelFollower, VersionRefusedError, load_version
-    from stream.predictor import SentimentPredictor, load_predictor
-    from stream.service import FatalServiceError, make_service
 
-    registry = CollectorRegistry()
-    metrics = ClassifierMetrics(registry, settings.symbols)
-    service = None
-    follower: ModelFollower | None = None
+class _Classifier:
+    """One classifier process: its health endpoint, signals, model (and store follower) and
+    service, from start-up to a clean stop."""
 
-    def not_ready() -> tuple[bool, str]:
-        return False, "loading the model"
+    def __init__(self, settings: ClassifierSettings) -> None:
+        # Imported here so that `--help` and settings errors never pay for TensorFlow.
+        from stream.liveness import ShutdownWatchdog
+        from stream.metrics import ClassifierMetrics
 
-    def readiness() -> tuple[bool, str]:
-        if service is None:
-            return not_ready()
-        ready, why = service.readiness()
-        note = follower.status() if follower is not None else ""
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.metrics = ClassifierMetrics(self.registry, settings.symbols)
+        self.service: Any = None
+        self.follower: Any = None
+        self.stop_requested = False
+        self.watchdog = ShutdownWatchdog()
+        # Only set by SIGHUP: the follower's thread does the work (without a store, nothing).
+        self.check_store_now = threading.Event()
+
+    def readiness(self) -> tuple[bool, str]:
+        """/readyz: not before the model is loaded; then the service's, with the store's."""
+        if self.service is None:
+            return False, "loading the model"
+        ready, why = self.service.readiness()
+        note = self.follower.status() if self.follower is not None else ""
         return ready, f"{why} ({note})" if note else why
 
-    health = None
-    if settings.metrics_port:
-        health = HealthServer(
-            settings.metrics_host,
-            settings.metrics_port,
-            registry,
-            readiness,
-            lambda: service.health() if service is not None else (True, "loading the model"),
-        ).start()
-        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, health.port)
+    def health(self) -> tuple[bool, str]:
+        """/healthz: alive while loading; then the service's own check."""
+        return self.service.health() if self.service is not None else (True, "loading the model")
 
-    stop_requested = False
-    watchdog = ShutdownWatchdog()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stop_requested
-        if service is None:  # still loading the model: nothing to finish, stop at once
+    def on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: stop at once while loading, else finish the open batch (bounded)."""
+        if self.service is None:  # still loading the model: nothing to finish, stop at once
             log.info("%s while starting: stopping", signal.Signals(signum).name)
             raise SystemExit(0)
-        stop_requested = True
+        self.stop_requested = True
         log.info(
             "%s: finishing the open batch, then stopping (at most %.0fs)",
             signal.Signals(signum).name,
-            watchdog.bound_s,
+            self.watchdog.bound_s,
         )
-        service.stop()
-        watchdog.arm()  # whatever the loop is doing, the process ends within the bound
+        self.service.stop()
+        self.watchdog.arm()  # whatever the loop is doing, the process ends within the bound
 
-    # Only sets an event: the follower's thread does the work (without a store, nothing does).
-    check_store_now = threading.Event()
+    def on_hangup(self, _signum: int, _frame: FrameType | None) -> None:
+        """SIGHUP: check the store's CURRENT now."""
+        self.check_store_now.set()
 
-    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
-        check_store_now.set()
+    def run(self) -> int:
+        """Serves until stopped; the exit code."""
+        from stream.http import HealthServer
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_hangup)
+        settings, health = self.settings, None
+        if settings.metrics_port:
+            health = HealthServer(
+                settings.metrics_host,
+                settings.metrics_port,
+                self.registry,
+                self.readiness,
+                self.health,
+            ).start()
+            log.info("metrics on http://%s:%d/metrics", settings.metrics_host, health.port)
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+        signal.signal(signal.SIGHUP, self.on_hangup)
+        try:
+            return self._serve()
+        finally:
+            self.watchdog.disarm()
+            if self.follower is not None:
+                self.follower.stop()
+            if health is not None:
+                health.stop()
 
-    def load(directory: Path) -> SentimentPredictor:
+    def _serve(self) -> int:
+        from stream.model_follower import VersionRefusedError
+        from stream.service import FatalServiceError, make_service
+
+        try:
+            started = time.monotonic()
+            predictor = self._load_first_model()
+            log.info("model %s loaded in %.1fs", predictor.version, time.monotonic() - started)
+            follower = self.follower
+            self.service = make_service(
+                self.settings,
+                predictor,
+                self.metrics,
+                model_updates=follower.take if follower is not None else None,
+            )
+            freeze_startup_heap()
+            self._start_following()
+            if self.stop_requested:
+                self.service.stop()
+            self.service.run()
+            log.info("stopped after %d batches", self.service.batches_processed)
+            return 0
+        except FatalServiceError as err:
+            log.error("%s", err)
+            return 1
+        except VersionRefusedError as err:
+            log.error("%s: nothing to serve", err)
+            return 1
+        except BadInputError:
+            raise
+        except Exception:
+            log.exception("the classifier stopped on an unexpected error")
+            return 1
+
+    def load(self, directory: Path) -> Any:
         """Loads (and warms up) a store version with the same TensorFlow threads as the
         first. A version loaded after start-up is not frozen out of the garbage collector
         (`freeze_startup_heap`): frozen, a replaced model would never be collected, while its
         objects add little to a full collection. The start-up model is frozen with the heap,
         so its memory stays after its first swap."""
+        from stream.predictor import load_predictor
+
+        settings = self.settings
         return load_predictor(
             str(directory), settings.inference_threads, settings.inference_workers
         )
 
-    try:
-        started = time.monotonic()
+    def _load_first_model(self) -> Any:
+        """The model to serve first: the store's CURRENT (and a follower of the store), or
+        --model; BadInputError when --model cannot load."""
+        from stream.model_follower import ModelFollower, VersionRefusedError, load_version
+        from stream.predictor import load_predictor
+
+        settings = self.settings
         if settings.model_store:
             from model.store import ModelStore, StoreError
 
@@ -140,54 +203,32 @@ def main(argv: list[str], prog: str = "stocksent classify") -> int:
                 serving = store.current()
             except StoreError as err:
                 raise VersionRefusedError("(CURRENT)", "failed_store", str(err)) from err
-            predictor = load_version(store, serving, load)
-            follower = ModelFollower(
-                store, predictor.version, load, metrics, settings.model_poll_s, check_store_now
-            )
-        else:
-            try:
-                predictor = load_predictor(
-                    settings.model, settings.inference_threads, settings.inference_workers
-                )
-            except Exception as err:  # one line; --debug (or --log-level DEBUG) has the traceback
-                log.debug("loading the model failed", exc_info=True)
-                raise BadInputError(
-                    f"--model {settings.model or '(pretrained)'}: cannot load it: {err}"
-                ) from err
-        log.info("model %s loaded in %.1fs", predictor.version, time.monotonic() - started)
-        service = make_service(
-            settings,
-            predictor,
-            metrics,
-            model_updates=follower.take if follower is not None else None,
-        )
-        freeze_startup_heap()
-        if follower is not None:
-            follower.start()
-            log.info(
-                "following %s/CURRENT every %gs and on SIGHUP",
-                settings.model_store,
+            predictor = load_version(store, serving, self.load)
+            self.follower = ModelFollower(
+                store,
+                predictor.version,
+                self.load,
+                self.metrics,
                 settings.model_poll_s,
+                self.check_store_now,
             )
-        if stop_requested:
-            service.stop()
-        service.run()
-        log.info("stopped after %d batches", service.batches_processed)
-        return 0
-    except FatalServiceError as err:
-        log.error("%s", err)
-        return 1
-    except VersionRefusedError as err:
-        log.error("%s: nothing to serve", err)
-        return 1
-    except BadInputError:
-        raise
-    except Exception:
-        log.exception("the classifier stopped on an unexpected error")
-        return 1
-    finally:
-        watchdog.disarm()
-        if follower is not None:
-            follower.stop()
-        if health is not None:
-            health.stop()
+            return predictor
+        try:
+            return load_predictor(
+                settings.model, settings.inference_threads, settings.inference_workers
+            )
+        except Exception as err:  # one line; --debug (or --log-level DEBUG) has the traceback
+            log.debug("loading the model failed", exc_info=True)
+            raise BadInputError(
+                f"--model {settings.model or '(pretrained)'}: cannot load it: {err}"
+            ) from err
+
+    def _start_following(self) -> None:
+        if self.follower is None:
+            return
+        self.follower.start()
+        log.info(
+            "following %s/CURRENT every %gs and on SIGHUP",
+            self.settings.model_store,
+            self.settings.model_poll_s,
+        )
