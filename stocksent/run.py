@@ -158,13 +158,18 @@ PUBLISHED_LINE = re.compile(rb"\b(replay|synthetic): (\d+) message\(s\) publishe
 # ---- children: stocksent.service_process supervises them --------------------------------
 
 
+# the child's name (its log, the run record) -> its stocksent command
+CHILD_COMMANDS = {"classifier": "classify", "producer": "produce"}
+
+
 def _spawn(name: str, args: list[str], metrics_port: int, log_dir: Path) -> ServiceProcess:
     # Own session: a terminal's Ctrl-C reaches only `run`, which stops children in order;
     # pdeathsig (in ServiceProcess): the kernel stops them if `run` dies without doing so
     return ServiceProcess(
-        name,
+        CHILD_COMMANDS[name],
         args,
         log_dir / f"{name}.log",
+        name=name,
         metrics_port=metrics_port,
         from_checkout=False,
         own_session=True,

@@ -219,3 +219,14 @@ def test_run_serves_from_a_model_store_created_with_the_committed_model(
     assert prepare_model_store(with_model) == f"model: {PRETRAINED_DIR}"
     argv = classifier_argv(with_model, "127.0.0.1:9092")
     assert "--model-store" not in argv and argv[argv.index("--model") + 1] == str(PRETRAINED_DIR)
+
+
+def test_run_starts_each_child_with_its_own_command(tmp_path: Path) -> None:
+    from stocksent.options import from_arguments
+    from stocksent.run import RunSettings, _spawn, classifier_argv
+
+    settings = from_arguments(RunSettings, {"model": "py:bench.constant_model:predictor"}, {})
+    child = _spawn("classifier", ["--help"], 0, tmp_path)
+    assert child.process.wait(timeout=60) == 0 and child.name == "classifier"
+    assert "stocksent classify" in child.log_path.read_text()
+    assert classifier_argv(settings, "b:1")[:2] == ["--bootstrap-servers", "b:1"]
