@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from stocksent.checkout import REPO_ROOT
+from stocksent.checkout import README, REPO_ROOT
 from stocksent.kafka_settings import CONNECTION_OPTIONS
 from stocksent.marked_sections import html_markers, splice
 from stocksent.metrics_endpoint import METRICS_PORTS
@@ -83,6 +83,43 @@ def configuration_reference() -> str:
         own = [option for option in options if option.env not in shared]
         parts += ["", f"#### `{command}`", "", options_table(own)]
     return "\n".join(parts) + "\n"
+
+
+# The options most runs need, shown in the README: (command, option name)
+README_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("stocksent run", "source"),
+    ("stocksent run", "replay"),
+    ("stocksent run", "rate"),
+    ("stocksent run", "bootstrap_servers"),
+    ("stocksent classify", "bootstrap_servers"),
+    ("stocksent classify", "connect_timeout"),
+    ("stocksent classify", "model"),
+    ("stocksent classify", "model_store"),
+    ("stocksent classify", "batch_size"),
+    ("stocksent classify", "batch_wait_ms"),
+    ("stocksent classify", "processing_guarantee"),
+    ("stocksent classify", "metrics_port"),
+    ("stocksent produce", "metrics_port"),
+    ("stocksent learn", "metrics_port"),
+)
+
+
+def readme_options() -> str:
+    """The README's table of the options most runs need, from the same declarations."""
+    by_command = {command: {o.name: o for o in options} for command, options in command_options()}
+    rows = [
+        "| command | flag | environment variable | default | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for command, name in README_OPTIONS:
+        option = by_command[command][name]
+        shown = shown_default(option)
+        default = f"`{shown}`" if shown else ""
+        meaning = option.help.replace("|", "\\|")
+        rows.append(
+            f"| `{command.split()[1]}` | `{option.flag}` | `{option.env}` | {default} | {meaning} |"
+        )
+    return "\n".join(rows) + "\n"
 
 
 def _env_lines(options: Iterable[Option], shown: set[str]) -> list[str]:
@@ -164,6 +201,7 @@ SECTIONS: dict[Path, list[tuple[tuple[str, str], Callable[[], str]]]] = {
         (html_markers("metrics"), metrics_reference),
     ],
     ENV_EXAMPLE: [((ENV_START, ENV_END), env_example_section)],
+    README: [(html_markers("options"), readme_options)],
 }
 
 
