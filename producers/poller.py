@@ -36,6 +36,7 @@ from producers.metrics import ProducerMetrics, Source
 from producers.publisher import MessageSink
 from producers.state import FileStateStore, ProducerState
 from producers.stocktwits_api import PAGE_SIZE, ApiResponse, RequestOutcome, StockTwitsClient
+from stocksent.symbols import normalise_symbol
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class LivePoller:
         self.sink = sink
         self.store = store
         self.metrics = metrics
-        self.symbols = [s.upper() for s in symbols]
+        self.symbols = [normalise_symbol(s) for s in symbols]
         self.budget = budget
         self.backoff = backoff or Backoff()
         self.breaker = breaker or CircuitBreaker()
