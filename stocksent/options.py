@@ -106,7 +106,13 @@ def shared(option: Option, *, flag: str | None = None) -> Any:
         option = dataclasses.replace(option, env_name=option.env_name or option.name)
     if flag is not None:
         option = dataclasses.replace(option, flag_name=flag)
-    return dataclasses.field(default=option.default, metadata={_OPTION: option})
+    # a default written as text ("6h") is the parsed value when the class is built directly
+    default = (
+        option.parse(option.default)
+        if option.default and isinstance(option.default, str)
+        else option.default
+    )
+    return dataclasses.field(default=default, metadata={_OPTION: option})
 
 
 def group(settings_class: type) -> Any:

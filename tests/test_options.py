@@ -136,3 +136,10 @@ def test_compression_type_reaches_the_producer_and_its_codec_is_installed(codec:
 def test_an_unknown_compression_type_is_named() -> None:
     with pytest.raises(SettingsError, match="brotli"):
         parse([], {"STOCKSENT_COMPRESSION_TYPE": "brotli"})
+
+
+def test_a_class_built_directly_has_typed_defaults() -> None:
+    from stream.learner_cli import LearnerSettings
+
+    assert LearnerSettings(model_store="/store").every == 6 * 3600.0
+    assert KafkaConnection(bootstrap_servers="b:1").connect_timeout == 10.0
