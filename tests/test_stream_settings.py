@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 import sys
@@ -11,13 +12,14 @@ import pytest
 
 from common import topics
 from common.failures import BadInputError
-from common.options import SettingsError, resolve
+from common.options import SettingsError, from_arguments
+from stocksent.cli import main as stocksent_main
 from stream import cli
-from stream.settings import DEFAULT_INFERENCE_WORKERS, OPTIONS, from_values
+from stream.settings import DEFAULT_INFERENCE_WORKERS, ClassifierSettings
 
 
-def settings_from(args: dict[str, str], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return from_values(resolve(args, OPTIONS, environ=env or {}))
+def settings_from(args: dict[str, str], env: dict[str, str] | None = None) -> ClassifierSettings:
+    return from_arguments(ClassifierSettings, args, environ=env or {})
 
 
 def test_defaults_follow_the_contracts() -> None:
@@ -83,7 +85,7 @@ def test_secrets_never_appear_in_the_printed_configuration() -> None:
 
 
 def test_cli_reports_bad_settings_without_secrets(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["--sasl-password", "hunter2-secret", "--batch-size", "zero"], "classify")
+    code = stocksent_main(["classify", "--sasl-password", "hunter2-secret", "--batch-size", "zero"])
     err = capsys.readouterr().err
     assert code == 2 and "--batch-size: 'zero' is not valid" in err
     assert "hunter2-secret" not in err
@@ -97,13 +99,21 @@ def test_cli_logs_masked_configuration(
     def no_model(spec: str, inference_threads: int = 0, concurrent_calls: int = 1) -> object:
         raise RuntimeError("no model in this test")
 
-    monkeypatch.setattr("stream.classifier_process.load_predictor", no_model)
+    monkeypatch.setattr("stream.predictor.load_predictor", no_model)
     monkeypatch.setattr(cli, "check_kafka", lambda *_args: None)  # no broker in this test
     logging.getLogger().handlers.clear()
     with pytest.raises(BadInputError, match="cannot load it: no model in this test"):
         cli.main(["--metrics-port", "0"], "classify")
     err = capsys.readouterr().err
     assert "sasl_password = ********" in err and "env-secret-value" not in err
+
+
+def test_freeze_startup_heap_takes_live_objects_out_of_collections() -> None:
+    try:
+        cli.freeze_startup_heap()
+        assert gc.get_freeze_count() > 1000  # the interpreter's, pytest's, this module's
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.tensorflow
