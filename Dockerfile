@@ -44,6 +44,6 @@ EXPOSE 9300 9301 9302
 # Alive = /healthz answers on the metrics port (python, so the image needs no curl). The
 # producer serves /metrics only: docker-compose.yml gives it its own check.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('STOCKSENT_METRICS_PORT', '9300'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('STOCKSENT_CLASSIFIER_METRICS_PORT', '9300'), timeout=4)"]
 ENTRYPOINT ["stocksent"]
 CMD ["classify"]

@@ -66,7 +66,7 @@ kafka-status: install  ## is it running, where is its log
 prometheus:  ## install prometheus and promtool (Debian package) for the deploy tests
 	@bash scripts/install-prometheus.sh || echo "prometheus not installed: the tests that need it will skip"
 
-docs: install  ## regenerate docs/REFERENCE.md (every option and metric) from the code
+docs: install  ## regenerate the generated tables: docs/REFERENCE.md, README options, .env.example
 	$(BIN)/python -m tools.reference
 
 bench: install  ## the speed benchmark (writes bench/results/latest.json)

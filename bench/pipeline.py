@@ -18,13 +18,16 @@ import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from common.kafka_settings import KafkaConnection
 from stocksent.service_process import ServiceProcess
 from stocksent.topics_cli import ensure_topics
 
 
 def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
     """Creates fresh topics for one measurement and waits for their leaders."""
-    ensure_topics({"bootstrap_servers": bootstrap}, [NewTopic(n, partitions, 1) for n in names])
+    ensure_topics(
+        KafkaConnection(bootstrap_servers=bootstrap), [NewTopic(n, partitions, 1) for n in names]
+    )
 
 
 def bench_producer(bootstrap: str) -> KafkaProducer:

@@ -26,12 +26,12 @@ from typing import Any, TypeVar
 from bench.constant_model import SPEC as CONSTANT_MODEL
 from bench.cpu import CpuMeter, CpuSplit
 from bench.ratios import ratios
+from common.checkout import README
+from common.marked_sections import html_markers, section, splice
 from model.data import CANONICAL_SPLIT_DIR
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-README = Path(__file__).resolve().parent.parent / "README.md"
-README_START = "<!-- bench:start -->"
-README_END = "<!-- bench:end -->"
+README_START, README_END = html_markers("bench")
 DEFAULT_DATA = CANONICAL_SPLIT_DIR
 
 
@@ -703,11 +703,9 @@ def update_readme(table: str, readme: Path = README) -> bool:
     if not readme.is_file():
         return False
     text = readme.read_text(encoding="utf-8")
-    if README_START not in text or README_END not in text:
+    if section(text, README_START, README_END) is None:
         return False
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{table}{README_END}{tail}", encoding="utf-8")
+    readme.write_text(splice(text, README_START, README_END, table), encoding="utf-8")
     return True
 
 

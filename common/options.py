@@ -1,20 +1,31 @@
-"""Typed command-line options that also read `STOCKSENT_<NAME>` environment variables.
+"""Typed settings of each command, declared once, read from flags and `STOCKSENT_*` variables.
 
-Every option has a flag and an environment variable; the flag wins, then the environment,
-then the default. Values are validated once, with an error naming the flag, the variable
-and the bad value. Secrets are held in `Secret`, which never prints its value.
+A command's settings are a frozen dataclass whose fields are declared with `setting(...)`
+(parser, default, help and, where a field's name is not the name users see, the flag or
+environment variable). From that one declaration come the command's flags, the variables it
+reads, the printed effective configuration, `.env.example` and the reference tables
+(`python -m tools.reference`). The flag wins, then the environment, then the default.
+Each value is parsed once, with an error naming the flag or variable and the bad value;
+checks that involve several fields live in the class's `__post_init__`. Secrets are held in
+`Secret`, which never prints its value. A field whose type is itself a settings class (the
+Kafka connection) contributes its options in place.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ENV_PREFIX = "STOCKSENT_"
+_OPTION = "stocksent.option"
+_GROUP = "stocksent.group"
+
+Settings = TypeVar("Settings")
 
 
 class SettingsError(ValueError):
@@ -47,7 +58,8 @@ class Secret:
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: `name` in snake_case gives `--name-with-dashes` and `STOCKSENT_NAME`."""
+    """One setting. `name` is the attribute it fills; the flag is `--flag_name` (default: the
+    name) with dashes, the variable `STOCKSENT_` + `env_name` (default: the flag's name)."""
 
     name: str
     parse: Callable[[str], Any]
@@ -56,49 +68,171 @@ class Option:
     secret: bool = False
     choices: tuple[str, ...] | None = None
     is_flag: bool = False
+    flag_name: str | None = None
+    env_name: str | None = None
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return "--" + (self.flag_name or self.name).replace("_", "-")
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
+        return ENV_PREFIX + (self.env_name or self.flag_name or self.name).upper()
+
+
+# ---- declaring settings classes -----------------------------------------------------------
+
+
+def setting(
+    parse: Callable[[str], Any],
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    env: str | None = None,
+    secret: bool = False,
+    choices: tuple[str, ...] | None = None,
+    is_flag: bool = False,
+) -> Any:
+    """A dataclass field that is an option; its attribute name names the flag and variable
+    unless `flag` (without `--`) or `env` (without `STOCKSENT_`) says otherwise."""
+    return shared(Option("", parse, default, help, secret, choices, is_flag, flag, env))
+
+
+def shared(option: Option, *, flag: str | None = None) -> Any:
+    """A dataclass field declared by an `Option` several commands use (one meaning, one
+    default, one variable); `flag` renames only this command's flag."""
+    if option.name:  # the variable stays the declaration's whatever the attribute is called
+        option = dataclasses.replace(option, env_name=option.env_name or option.name)
+    if flag is not None:
+        option = dataclasses.replace(option, flag_name=flag)
+    # a default written as text ("6h") is the parsed value when the class is built directly
+    default = (
+        option.parse(option.default)
+        if option.default and isinstance(option.default, str)
+        else option.default
+    )
+    return dataclasses.field(default=default, metadata={_OPTION: option})
+
+
+def group(settings_class: type) -> Any:
+    """A dataclass field holding another settings class whose options this command takes."""
+    return dataclasses.field(default_factory=settings_class, metadata={_GROUP: settings_class})
+
+
+def options_of(settings_class: type) -> tuple[Option, ...]:
+    """Every option of a settings class, groups flattened, in declaration order."""
+    found: list[Option] = []
+    for field in dataclasses.fields(settings_class):
+        if _GROUP in field.metadata:
+            found += options_of(field.metadata[_GROUP])
+        elif _OPTION in field.metadata:
+            option: Option = field.metadata[_OPTION]
+            found.append(dataclasses.replace(option, name=field.name))
+    return tuple(found)
+
+
+def build(settings_class: type[Settings], values: Mapping[str, Any]) -> Settings:
+    """An instance from resolved values (`resolve`); its `__post_init__` may raise
+    SettingsError."""
+    given: dict[str, Any] = {}
+    for field in dataclasses.fields(settings_class):  # type: ignore[arg-type]
+        if _GROUP in field.metadata:
+            given[field.name] = build(field.metadata[_GROUP], values)
+        elif _OPTION in field.metadata and field.name in values:
+            given[field.name] = values[field.name]
+    return settings_class(**given)
+
+
+def values_of(settings: Any) -> dict[str, Any]:
+    """Option name -> value of a settings instance, groups flattened."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if _GROUP in field.metadata:
+            values.update(values_of(value))
+        elif _OPTION in field.metadata:
+            values[field.name] = value
+    return values
+
+
+def parser_for(
+    settings_class: type, prog: str, description: str | None = None, **kwargs: Any
+) -> argparse.ArgumentParser:
+    """An argument parser with one flag per option of `settings_class`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, **kwargs)
+    add_options(parser, options_of(settings_class))
+    return parser
+
+
+def from_arguments(
+    settings_class: type[Settings],
+    args: argparse.Namespace | Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Typed settings from parsed flags (or a mapping of raw strings), the environment and the
+    defaults; raises SettingsError."""
+    return build(settings_class, resolve(args, options_of(settings_class), environ))
+
+
+def parse_settings(
+    settings_class: type[Settings],
+    argv: Sequence[str],
+    prog: str,
+    description: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Typed settings of a command that takes only options; raises SettingsError."""
+    args = parser_for(settings_class, prog, description).parse_args(list(argv))
+    return from_arguments(settings_class, args, environ)
 
 
 # ---- parsers: each raises ValueError with a short reason --------------------------------
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be >= 1")
-    return value
+def int_between(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A parser of whole numbers from `low` up to `high` (inclusive; no upper bound if None)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be >= {low}" if high is None else _between(low, high))
+        return value
+
+    parse.__doc__ = f"An integer >= {low}." if high is None else f"An integer {low}..{high}."
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise ValueError("must be >= 0")
-    return value
+def float_between(
+    low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False
+) -> Callable[[str], float]:
+    """A parser of numbers from `low` up to `high`; `*_open` leaves that end out."""
+
+    def parse(text: str) -> float:
+        value = float(text)
+        below = value <= low if low_open else value < low
+        above = high is not None and (value >= high if high_open else value > high)
+        if below or above or value != value:
+            if high is None:
+                raise ValueError(f"must be {'>' if low_open else '>='} {low:g}")
+            ends = " (exclusive)" if low_open and high_open else ""
+            raise ValueError(_between(low, high) + ends)
+        return value
+
+    parse.__doc__ = f"A number from {low:g}" + ("" if high is None else f" to {high:g}") + "."
+    return parse
 
 
-def port(text: str) -> int:
-    """A TCP port, 0..65535 (0 disables the endpoint where the option says so)."""
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError("must be a port between 0 and 65535")
-    return value
+def _between(low: float, high: float) -> str:
+    return f"must be between {low:g} and {high:g}"
 
 
-def positive_float(text: str) -> float:
-    """A number > 0."""
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be > 0")
-    return value
+positive_int = int_between(1)
+non_negative_int = int_between(0)
+port = int_between(0, 65535)  # 0 disables the endpoint where the option says so
+positive_float = float_between(0, low_open=True)
+non_negative_float = float_between(0)
+fraction = float_between(0, 1, low_open=True, high_open=True)
 
 
 def boolean(text: str) -> bool:
@@ -114,6 +248,11 @@ def boolean(text: str) -> bool:
 def text(value: str) -> str:
     """Any string."""
     return value
+
+
+def trimmed(value: str) -> str:
+    """Any string, surrounding blanks dropped."""
+    return value.strip()
 
 
 def non_empty_text(value: str) -> str:
@@ -197,8 +336,8 @@ def resolve(
         if raw is None and option.env in env:
             raw, origin = env[option.env], option.env
         if raw is None:
-            values[option.name] = option.default
-            continue
+            # a default written as text ("6h") is parsed like a value (and so checked)
+            raw, origin = option.default, f"{option.flag} (default)"
         if isinstance(raw, str):
             if option.choices is not None and raw not in option.choices:
                 raise SettingsError(f"{origin}: {raw!r} is not one of {', '.join(option.choices)}")
@@ -209,7 +348,8 @@ def resolve(
                 raise SettingsError(f"{origin}: {shown} is not valid: {_reason(err)}") from None
         else:
             value = raw
-        values[option.name] = Secret(value) if option.secret and isinstance(value, str) else value
+        secret = option.secret and isinstance(value, str) and value
+        values[option.name] = Secret(value) if secret else value
     return values
 
 
@@ -223,10 +363,11 @@ def _reason(err: ValueError) -> str:
     return message
 
 
-def describe(values: Mapping[str, Any], options: Sequence[Option]) -> str:
+def describe(settings: Any) -> str:
     """The effective configuration, one `name = value` a line, secrets masked."""
+    values = values_of(settings)
     lines = []
-    for option in options:
+    for option in options_of(type(settings)):
         value = values.get(option.name)
         if option.secret and value:
             shown = "********"

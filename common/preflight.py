@@ -8,15 +8,16 @@ import errno
 import logging
 import socket
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from common.failures import KafkaUnreachableError, PortInUseError
 
+if TYPE_CHECKING:
+    from common.kafka_settings import KafkaConnection
+
 log = logging.getLogger("stocksent")
 
-DEFAULT_CONNECT_TIMEOUT_S = 10.0
 RETRY_S = 0.5
 KAFKA_HINT = (
     "check --bootstrap-servers (STOCKSENT_BOOTSTRAP_SERVERS) and that the broker runs "
@@ -24,16 +25,17 @@ KAFKA_HINT = (
 )
 
 
-def check_kafka(settings: Mapping[str, Any], timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
-    """Returns when a Kafka broker at `settings["bootstrap_servers"]` answers a metadata
-    request within `timeout_s`; raises KafkaUnreachableError with the address and the first reason
+def check_kafka(connection: KafkaConnection, timeout_s: float | None = None) -> None:
+    """Returns when a Kafka broker at `connection.bootstrap_servers` answers a metadata
+    request within `timeout_s` (default: its `connect_timeout`); raises KafkaUnreachableError with the address and the first reason
     found (name does not resolve, connection refused, no answer) otherwise."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     from common.kafka_settings import client_config
 
-    address = settings["bootstrap_servers"]
+    address = connection.bootstrap_servers
+    timeout_s = connection.connect_timeout if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
     waiting_said = False
     while True:  # a broker that is still starting (compose, a reboot) gets until the deadline
@@ -52,7 +54,7 @@ def check_kafka(settings: Mapping[str, Any], timeout_s: float = DEFAULT_CONNECT_
     left_ms = max(1000, int((deadline - time.monotonic()) * 1000))
     try:
         admin = KafkaAdminClient(
-            **client_config(settings),
+            **client_config(connection),
             bootstrap_timeout_ms=left_ms,
             request_timeout_ms=left_ms,
         )

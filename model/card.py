@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
+from common.marked_sections import section, splice
 from model.distill import describe
 
 CARD_NAME = "MODEL_CARD.md"
@@ -385,14 +385,15 @@ def write_card(directory: str | Path, manifest: dict[str, Any]) -> Path:
 
 def read_speed_section(card: str) -> str | None:
     """The text between the speed markers, or None."""
-    match = re.search(re.escape(SPEED_BEGIN) + r"\n(.*?)\n" + re.escape(SPEED_END), card, re.S)
-    return match.group(1) if match else None
+    found = section(card, SPEED_BEGIN, SPEED_END)
+    return None if found is None else found.removesuffix("\n")
 
 
 def replace_speed_section(card: str, speed: str) -> str:
-    """The card with its speed section replaced by `speed`."""
-    pattern = re.escape(SPEED_BEGIN) + r"\n.*?\n" + re.escape(SPEED_END)
-    return re.sub(pattern, lambda _: f"{SPEED_BEGIN}\n{speed}\n{SPEED_END}", card, flags=re.S)
+    """The card with its speed section replaced by `speed` (unchanged without the markers)."""
+    if section(card, SPEED_BEGIN, SPEED_END) is None:
+        return card
+    return splice(card, SPEED_BEGIN, SPEED_END, speed + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from common.checkout import SHARED
+
 LABELS = ("bearish", "bullish")  # index = label value: bullish is the positive class
 SPLITS = ("train", "val", "test")
 # Where the canonical split lives beside a checkout (never committed into it); the benchmark
 # and the tests read it from here, and skip or stop with a clear reason when it is absent.
-CANONICAL_SPLIT_DIR = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "stocktwits-spy-2017"
-)
+CANONICAL_SPLIT_DIR = SHARED / "data" / "stocktwits-spy-2017"
 
 
 @dataclass(frozen=True)

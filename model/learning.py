@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,10 @@ from model.finetune import FineTuneConfig
 from model.metrics import BULLISH_THRESHOLD
 from model.store import LEARNER, ModelStore
 from model.tagged_window import TaggedMessage
+
+if TYPE_CHECKING:
+    from model.gate import Decision, Scored
+    from model.predictor import Predictor
 
 DEFAULT_HOLDOUT_FRACTION = 0.2
 # Fewer tagged messages of either side than this, in the held-out slice or in the training
@@ -193,8 +197,6 @@ def learning_round(
 ) -> RoundResult:
     """One round (see the module docstring): returns what it did; the store gets the
     candidate and one history line unless the round was skipped."""
-    from model.gate import Scored, judge
-    from model.predictor import Predictor
     from model.tagged_window import TaggedWindow
 
     config = config or RoundConfig()
@@ -205,25 +207,9 @@ def learning_round(
     unique.add_many(messages)
     messages = unique.messages()
     training_part, holdout = split_holdout(messages, config.holdout_fraction)
-    counts = {
-        "window": len(messages),
-        "training_part": len(training_part),
-        "holdout": len(holdout),
-        **{f"holdout_{k}": v for k, v in label_counts(holdout).items()},
-        **{f"training_{k}": v for k, v in label_counts(training_part).items()},
-    }
-    fewest = min(
-        counts["holdout_bullish"],
-        counts["holdout_bearish"],
-        counts["training_bullish"],
-        counts["training_bearish"],
-    )
-    if fewest < config.min_per_label:
-        reason = (
-            f"too few tagged messages: {counts['training_bullish']} bullish and "
-            f"{counts['training_bearish']} bearish to train on, {counts['holdout_bullish']} and "
-            f"{counts['holdout_bearish']} held out; each needs at least {config.min_per_label}"
-        )
+    counts = _round_counts(messages, training_part, holdout)
+    reason = _too_few_tagged(counts, config.min_per_label)
+    if reason:
         emit(f"no candidate: {reason}")
         return RoundResult("skipped_too_few_tagged", parent, reason, counts=counts)
 
@@ -233,6 +219,64 @@ def learning_round(
         f"out (newest {config.holdout_fraction:.0%})"
         + (f", rehearsal from {base.directory}" if base else "")
     )
+    work = Path(tempfile.mkdtemp(prefix="candidate.", dir=_learner_dir(store)))
+    try:
+        candidate = _train_candidate(
+            store, parent, training_part, holdout, base, config, work, emit
+        )
+        return _decide(store, candidate, counts, emit)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _round_counts(
+    window: Sequence[TaggedMessage],
+    training_part: Sequence[TaggedMessage],
+    holdout: Sequence[TaggedMessage],
+) -> dict[str, int]:
+    return {
+        "window": len(window),
+        "training_part": len(training_part),
+        "holdout": len(holdout),
+        **{f"holdout_{k}": v for k, v in label_counts(holdout).items()},
+        **{f"training_{k}": v for k, v in label_counts(training_part).items()},
+    }
+
+
+def _too_few_tagged(counts: dict[str, int], min_per_label: int) -> str | None:
+    """Why the round cannot judge a candidate fairly, or None when each label has enough
+    messages both to train on and held out."""
+    parts = ("holdout_bullish", "holdout_bearish", "training_bullish", "training_bearish")
+    if min(counts[part] for part in parts) >= min_per_label:
+        return None
+    return (
+        f"too few tagged messages: {counts['training_bullish']} bullish and "
+        f"{counts['training_bearish']} bearish to train on, {counts['holdout_bullish']} and "
+        f"{counts['holdout_bearish']} held out; each needs at least {min_per_label}"
+    )
+
+
+@dataclass
+class _Candidate:
+    """A fine-tuned, exported candidate in the round's work directory, judged."""
+
+    parent: str
+    work: Path
+    manifest: dict[str, Any]
+    decision: Decision
+    data: dict[str, Any]
+    training_seconds: float
+    config: RoundConfig
+
+
+def _training_set(
+    training_part: Sequence[TaggedMessage],
+    holdout: Sequence[TaggedMessage],
+    base: BaseData | None,
+    config: RoundConfig,
+) -> tuple[list[str], np.ndarray, int]:
+    """Texts and labels to fine-tune on, and how many of them are rehearsal: the rehearsal
+    sample first, so that the newest window messages are the validation set."""
     rehearsal_texts: list[str] = []
     rehearsal_labels = np.zeros(0, dtype=np.int32)
     if base is not None:
@@ -240,85 +284,108 @@ def learning_round(
         rehearsal_texts, rehearsal_labels = rehearsal_sample(
             base, size, {m.text_key for m in holdout}, config.finetune.seed
         )
-    # Rehearsal messages first: the newest window messages are then the validation set.
     texts = rehearsal_texts + [m.body for m in training_part]
     labels = np.concatenate(
         [rehearsal_labels, np.asarray([m.label for m in training_part], dtype=np.int32)]
     )
-    work = Path(tempfile.mkdtemp(prefix="candidate.", dir=_learner_dir(store)))
-    try:
-        from model.finetune import fine_tune, rebuild_network
+    return texts, labels, len(rehearsal_texts)
 
-        rebuilt = rebuild_network(store.version_dir(parent))
-        tuned = fine_tune(rebuilt, texts, labels, config.finetune, emit)
-        emit(f"fine-tuned in {tuned.seconds:.1f}s (best epoch {tuned.best_epoch})")
-        from model.export import export_savedmodel
 
-        export_savedmodel(
-            tuned.network,
-            rebuilt.vocabulary,
-            work,
-            bool(rebuilt.manifest.get("jit_compile", False)),
-            rebuilt.config.pooling,
-        )
-        candidate = Predictor.open_savedmodel(work, {"model_version": "pending"})
-        current = Predictor.load(store.version_dir(parent))
-        holdout_labels = np.asarray([m.label for m in holdout], dtype=np.int32)
-        holdout_texts = [m.body for m in holdout]
-        held = Scored(
-            holdout_labels, candidate.predict(holdout_texts), current.predict(holdout_texts)
-        )
-        base_scored = None
-        if base is not None:
-            base_scored = Scored(
-                base.test_labels,
-                candidate.predict(base.test_texts),
-                current.predict(base.test_texts),
-            )
-        decision = judge(held, base_scored)
-        data = {
-            "training_part": describe_messages(training_part),
-            "holdout": describe_messages(holdout),
-            "rehearsal": {
-                "messages": len(rehearsal_texts),
-                "from": str(base.directory) if base else None,
-                "files": base.files if base else None,
-            },
-            "validation_messages": tuned.validation_messages,
-            # the candidate's prior: what it trained on, rehearsal included
-            "bullish_share": round(float(labels.mean()), 6),
-        }
-        manifest = _write_candidate_manifest(
-            work, rebuilt, tuned, candidate, decision, data, config, parent
-        )
-        version = store.add_version(work)
-        emit(f"candidate {version}: {decision.reason}")
-        evidence = {
-            "data": data,
-            "metrics": decision.evidence(),
-            "training_seconds": round(tuned.seconds, 1),
-            "config": config.to_dict(),
-        }
-        if decision.promote:
-            line = store.promote(version, LEARNER, decision.reason, evidence)
-            outcome = "promoted"
-        else:
-            line = store.reject(version, LEARNER, decision.reason, evidence)
-            outcome = "rejected"
-        emit(f"{outcome} {version} (parent {parent}, serving {store.current()})")
-        return RoundResult(
-            outcome,
-            parent,
-            decision.reason,
-            candidate=str(manifest["model_version"]),
-            history_line=line,
-            training_seconds=round(tuned.seconds, 1),
-            candidate_holdout_accuracy=decision.holdout["candidate"]["accuracy"],
-            current_holdout_accuracy=decision.holdout["current"]["accuracy"],
-            counts=counts,
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+def _train_candidate(
+    store: ModelStore,
+    parent: str,
+    training_part: Sequence[TaggedMessage],
+    holdout: Sequence[TaggedMessage],
+    base: BaseData | None,
+    config: RoundConfig,
+    work: Path,
+    emit: Callable[[str], None],
+) -> _Candidate:
+    """Fine-tunes the serving version, exports it to `work` and judges it against the
+    serving version on the held-out slice (and the base test split)."""
+    from model.export import export_savedmodel
+    from model.finetune import fine_tune, rebuild_network
+    from model.gate import judge
+    from model.predictor import Predictor
+
+    texts, labels, rehearsed = _training_set(training_part, holdout, base, config)
+    rebuilt = rebuild_network(store.version_dir(parent))
+    tuned = fine_tune(rebuilt, texts, labels, config.finetune, emit)
+    emit(f"fine-tuned in {tuned.seconds:.1f}s (best epoch {tuned.best_epoch})")
+    export_savedmodel(
+        tuned.network,
+        rebuilt.vocabulary,
+        work,
+        bool(rebuilt.manifest.get("jit_compile", False)),
+        rebuilt.config.pooling,
+    )
+    candidate = Predictor.open_savedmodel(work, {"model_version": "pending"})
+    current = Predictor.load(store.version_dir(parent))
+    held = _scored([m.label for m in holdout], [m.body for m in holdout], candidate, current)
+    base_scored = None
+    if base is not None:
+        base_scored = _scored(base.test_labels, base.test_texts, candidate, current)
+    decision = judge(held, base_scored)
+    data = {
+        "training_part": describe_messages(training_part),
+        "holdout": describe_messages(holdout),
+        "rehearsal": {
+            "messages": rehearsed,
+            "from": str(base.directory) if base else None,
+            "files": base.files if base else None,
+        },
+        "validation_messages": tuned.validation_messages,
+        # the candidate's prior: what it trained on, rehearsal included
+        "bullish_share": round(float(labels.mean()), 6),
+    }
+    manifest = _write_candidate_manifest(
+        work, rebuilt, tuned, candidate, decision, data, config, parent
+    )
+    return _Candidate(parent, work, manifest, decision, data, tuned.seconds, config)
+
+
+def _scored(
+    labels: Sequence[int] | np.ndarray, texts: list[str], candidate: Predictor, current: Predictor
+) -> Scored:
+    """Both models' probabilities on one labelled set."""
+    from model.gate import Scored
+
+    return Scored(
+        np.asarray(labels, dtype=np.int32), candidate.predict(texts), current.predict(texts)
+    )
+
+
+def _decide(
+    store: ModelStore, candidate: _Candidate, counts: dict[str, int], emit: Callable[[str], None]
+) -> RoundResult:
+    """Adds the candidate to the store, promotes or rejects it with its evidence."""
+    decision = candidate.decision
+    version = store.add_version(candidate.work)
+    emit(f"candidate {version}: {decision.reason}")
+    evidence = {
+        "data": candidate.data,
+        "metrics": decision.evidence(),
+        "training_seconds": round(candidate.training_seconds, 1),
+        "config": candidate.config.to_dict(),
+    }
+    if decision.promote:
+        line = store.promote(version, LEARNER, decision.reason, evidence)
+        outcome = "promoted"
+    else:
+        line = store.reject(version, LEARNER, decision.reason, evidence)
+        outcome = "rejected"
+    emit(f"{outcome} {version} (parent {candidate.parent}, serving {store.current()})")
+    return RoundResult(
+        outcome,
+        candidate.parent,
+        decision.reason,
+        candidate=str(candidate.manifest["model_version"]),
+        history_line=line,
+        training_seconds=round(candidate.training_seconds, 1),
+        candidate_holdout_accuracy=decision.holdout["candidate"]["accuracy"],
+        current_holdout_accuracy=decision.holdout["current"]["accuracy"],
+        counts=counts,
+    )
 
 
 def _learner_dir(store: ModelStore) -> Path:

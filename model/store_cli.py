@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.failures import ExitCode
+from common.options import SettingsError, add_options, from_arguments, options_of, shared
+from common.shared_options import MODEL_STORE_OPTION
 from model.store import ModelStore, StoreError, person
 
-STORE_ENV = "STOCKSENT_MODEL_STORE"
+
+@dataclass(frozen=True)
+class ModelsSettings:
+    """Settings of `stocksent models`: the store it works on."""
+
+    store: str = shared(MODEL_STORE_OPTION, flag="store")
+
+    def __post_init__(self) -> None:
+        if not self.store:
+            raise SettingsError("--store: required (or set STOCKSENT_MODEL_STORE)")
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -26,13 +37,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument(
-            "--store",
-            type=Path,
-            default=os.environ.get(STORE_ENV) or None,
-            required=not os.environ.get(STORE_ENV),
-            help=f"the model store directory (env {STORE_ENV})",
-        )
+        add_options(p, options_of(ModelsSettings))
         return p
 
     init = command("init", "create a store serving a copy of an exported model")
@@ -62,8 +67,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def main(argv: list[str], prog: str = "stocksent models") -> int:
     """Entry point; see the module docstring for exit codes."""
     args = build_parser(prog).parse_args(argv)
+    settings = from_arguments(ModelsSettings, args)  # stocksent.cli: one line, exit 2
     try:
-        return _run(args)
+        return _run(args, Path(settings.store))
     except StoreError as err:
         print(f"{prog} {args.action}: error: {err}", file=sys.stderr)
         return int(ExitCode.BAD_INPUT)
@@ -72,13 +78,13 @@ def main(argv: list[str], prog: str = "stocksent models") -> int:
         return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    store = ModelStore(args.store)
+def _run(args: argparse.Namespace, root: Path) -> int:
+    store = ModelStore(root)
     if args.action == "init":
         if args.exist_ok and store.exists():
             print(f"{store.root}: already a model store, serving {store.current()}")
             return 0
-        store = ModelStore.init(args.store, args.source)
+        store = ModelStore.init(root, args.source)
         print(f"{store.root}: serving {store.current()}")
     elif args.action == "list":
         store.require()

@@ -10,48 +10,43 @@ no symbol left), 2 bad configuration.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from common.kafka_settings import COMPRESSION_OPTION, CONNECTION_OPTIONS
+from common.kafka_settings import COMPRESSION_OPTION, KafkaConnection
+from common.metrics_endpoint import METRICS_HOST, metrics_port_option
 from common.options import (
     LOG_LEVEL_OPTION,
-    Option,
     Secret,
     SettingsError,
-    add_options,
     boolean,
-    comma_list,
     describe,
     existing_file,
+    group,
     non_empty_text,
+    non_negative_float,
     non_negative_int,
     optional_path,
-    port,
+    parse_settings,
     positive_float,
     positive_int,
-    resolve,
+    setting,
+    shared,
     text,
 )
 from common.preflight import check_kafka, check_port_free
-from common.topics import INPUT_TOPIC
+from common.shared_options import INPUT_TOPIC_OPTION
+from common.symbols import symbol_list
 from producers.backoff import Backoff, CircuitBreaker
 from producers.budget import RequestBudget
 from producers.feed import feed
-from producers.metrics import (
-    DEFAULT_METRICS_HOST,
-    DEFAULT_METRICS_PORT,
-    ProducerMetrics,
-    Source,
-    serve,
-)
+from producers.metrics import ProducerMetrics, Source, serve
 from producers.poller import LivePoller
 from producers.publisher import KafkaPublisher, PublishError
 from producers.replay import ReplayError, check_file, read_messages
@@ -61,111 +56,108 @@ from producers.synthetic import SyntheticMessages
 
 log = logging.getLogger("producers")
 
-
-def non_negative_float(value: str) -> float:
-    """A number >= 0."""
-    number = float(value)
-    if not number >= 0:
-        raise ValueError("must be >= 0")
-    return number
+DESCRIPTION = "Feed StockTwits messages (live API, replay, synthetic) into Kafka."
 
 
-def symbol_list(value: str) -> tuple[str, ...]:
-    """Comma-separated ticker symbols, upper-cased, duplicates dropped."""
-    symbols = tuple(dict.fromkeys(s.upper().lstrip("$") for s in comma_list(value)))
-    for symbol in symbols:
-        if not symbol.replace(".", "").replace("-", "").isalnum():
-            raise ValueError(f"{symbol!r} is not a ticker symbol")
-    return symbols
+@dataclass(frozen=True)
+class ProducerSettings:
+    """Settings of `stocksent produce`; the combination of sources is checked on creation."""
 
-
-PRODUCER_OPTIONS: tuple[Option, ...] = (
-    *CONNECTION_OPTIONS,
-    Option("topic", non_empty_text, INPUT_TOPIC, "Kafka topic to publish messages to"),
-    COMPRESSION_OPTION,
-    Option("symbols", symbol_list, (), "watchlist to poll, e.g. SPY,AAPL (live source)"),
-    Option("api_base_url", non_empty_text, DEFAULT_API_BASE_URL, "StockTwits API v2 base URL"),
-    Option(
-        "stocktwits_token", text, "", "StockTwits access token (sent, never logged)", secret=True
-    ),
-    Option("user_agent", non_empty_text, DEFAULT_USER_AGENT, "User-Agent of API requests"),
-    Option(
-        "requests_per_hour",
-        positive_int,
-        200,
-        "API request budget shared by all symbols, evenly spaced",
-    ),
-    Option(
-        "backfill_pages",
+    kafka: KafkaConnection = group(KafkaConnection)
+    topic: str = shared(INPUT_TOPIC_OPTION, flag="topic")
+    compression_type: str = shared(COMPRESSION_OPTION)
+    symbols: tuple[str, ...] = setting(
+        symbol_list, (), "symbols the live source polls, e.g. SPY,AAPL (required for it)"
+    )
+    api_base_url: str = setting(non_empty_text, DEFAULT_API_BASE_URL, "StockTwits API v2 base URL")
+    stocktwits_token: Secret | str = setting(
+        text, "", "StockTwits access token (sent, never logged)", secret=True
+    )
+    user_agent: str = setting(non_empty_text, DEFAULT_USER_AGENT, "User-Agent of API requests")
+    requests_per_hour: int = setting(
+        positive_int, 200, "API request budget shared by all symbols, evenly spaced"
+    )
+    backfill_pages: int = setting(
         positive_int,
         1,
         "pages (30 messages each) fetched on the first poll of a symbol without history",
-    ),
-    Option("request_timeout", positive_float, 10.0, "seconds before an API request times out"),
-    Option(
-        "circuit_cooldown",
+    )
+    request_timeout: float = setting(
+        positive_float, 10.0, "seconds before an API request times out"
+    )
+    circuit_cooldown: float = setting(
         positive_float,
         900.0,
         "seconds requests pause after a block page (doubles while still blocked)",
-    ),
-    Option(
-        "state",
+    )
+    state: Path | None = setting(
         optional_path,
         None,
         "JSON file of per-symbol high-water ids (default: producer-state.json in "
         "$STOCKSENT_STATE_DIR, else ~/.local/state/stocksent)",
-    ),
-    Option("once", boolean, False, "poll every symbol once (paging back), then exit", is_flag=True),
-    Option("replay", existing_file, None, "replay a file: API response .json, .jsonl or .csv"),
-    Option("synthetic", boolean, False, "publish generated messages", is_flag=True),
-    Option("rate", non_negative_float, 10.0, "replay/synthetic messages per second (0 = max)"),
-    Option(
-        "loop",
+    )
+    once: bool = setting(
+        boolean, False, "poll every symbol once (paging back), then exit", is_flag=True
+    )
+    replay: Path | None = setting(
+        existing_file, None, "replay a file: API response .json, .jsonl or .csv"
+    )
+    synthetic: bool = setting(boolean, False, "publish generated messages", is_flag=True)
+    rate: float = setting(
+        non_negative_float, 10.0, "replay/synthetic messages per second (0 = max)"
+    )
+    loop: bool = setting(
         boolean,
         False,
         "replay the file again and again (synthetic is endless anyway unless --count)",
         is_flag=True,
-    ),
-    Option("count", non_negative_int, None, "stop after this many replay/synthetic messages"),
-    Option("seed", non_negative_int, None, "random seed of the synthetic texts"),
-    Option("metrics_host", non_empty_text, DEFAULT_METRICS_HOST, "address of /metrics"),
-    Option("metrics_port", port, DEFAULT_METRICS_PORT, "port of /metrics (0 = disabled)"),
-    LOG_LEVEL_OPTION,
-)
-
-
-def build_parser(prog: str) -> argparse.ArgumentParser:
-    """The argument parser of `stocksent produce`."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Feed StockTwits messages (live API, replay, synthetic) into Kafka.",
     )
-    add_options(parser, PRODUCER_OPTIONS)
-    return parser
+    count: int | None = setting(
+        non_negative_int, None, "stop after this many replay/synthetic messages"
+    )
+    seed: int | None = setting(non_negative_int, None, "random seed of the synthetic texts")
+    metrics_host: str = shared(METRICS_HOST)
+    metrics_port: int = shared(metrics_port_option("producer"), flag="metrics_port")
+    log_level: str = shared(LOG_LEVEL_OPTION)
+
+    @property
+    def live(self) -> bool:
+        """True when the live API is the source (neither --replay nor --synthetic)."""
+        return self.replay is None and not self.synthetic
+
+    def __post_init__(self) -> None:
+        if self.replay is not None and self.synthetic:
+            raise SettingsError("--replay and --synthetic are two sources: choose one")
+        if self.replay is not None:
+            try:
+                check_file(self.replay)
+            except ReplayError as err:
+                raise SettingsError(f"--replay: {err}") from None
+        if self.live and not self.symbols:
+            raise SettingsError("--symbols (STOCKSENT_SYMBOLS) is required for the live source")
+        if self.live and self.state is None:
+            object.__setattr__(self, "state", default_state_path())
+        if self.once and not self.live:
+            raise SettingsError("--once applies to the live source only")
+        if self.loop and self.live:
+            raise SettingsError("--loop applies to --replay and --synthetic only")
 
 
 def main(argv: list[str], prog: str = "stocksent produce") -> int:
     """Entry point: parse, print the configuration, run the chosen source; returns the exit code."""
-    args = build_parser(prog).parse_args(argv)
-    try:
-        settings = resolve(args, PRODUCER_OPTIONS)
-        _check_combination(settings)
-    except SettingsError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    _configure_logging(settings["log_level"])
+    # bad settings raise SettingsError: stocksent.cli prints its one line, exit 2
+    settings = parse_settings(ProducerSettings, argv, prog, DESCRIPTION)
+    _configure_logging(settings.log_level)
 
     # before anything starts: a taken port or an absent Kafka is one line in seconds
-    check_port_free(settings["metrics_host"], settings["metrics_port"], "metrics", "--metrics-port")
-    check_kafka(settings, settings["connect_timeout"])
-    print(
-        f"{prog}: effective configuration\n{describe(settings, PRODUCER_OPTIONS)}", file=sys.stderr
-    )
+    check_port_free(settings.metrics_host, settings.metrics_port, "metrics", "--metrics-port")
+    check_kafka(settings.kafka)
+    print(f"{prog}: effective configuration\n{describe(settings)}", file=sys.stderr)
 
     stop = threading.Event()
-    metrics = ProducerMetrics(watchlist=settings["symbols"])
+    metrics = ProducerMetrics(watchlist=settings.symbols)
     with _stop_on_signals(stop):
-        server = serve(metrics, settings["metrics_host"], settings["metrics_port"])
+        server = serve(metrics, settings.metrics_host, settings.metrics_port)
         try:
             return run(settings, metrics, stop)
         finally:
@@ -173,24 +165,26 @@ def main(argv: list[str], prog: str = "stocksent produce") -> int:
                 server.shutdown()  # type: ignore[attr-defined]
 
 
-def run(settings: dict[str, Any], metrics: ProducerMetrics, stop: threading.Event) -> int:
+def run(settings: ProducerSettings, metrics: ProducerMetrics, stop: threading.Event) -> int:
     """Runs the configured source until done or `stop`; flushes and closes the publisher."""
     try:
-        publisher = KafkaPublisher(settings, settings["topic"], metrics)
+        publisher = KafkaPublisher(
+            settings.kafka, settings.topic, metrics, settings.compression_type
+        )
     except Exception as err:  # kafka-python raises several types when no broker answers
-        log.error("cannot connect to Kafka at %s: %s", settings["bootstrap_servers"], err)
+        log.error("cannot connect to Kafka at %s: %s", settings.kafka.bootstrap_servers, err)
         return 1
     try:
-        if settings["replay"] is not None:
-            _run_replay(settings, publisher, stop)
-        elif settings["synthetic"]:
-            messages = SyntheticMessages(seed=settings["seed"])
+        if settings.replay is not None:
+            _run_replay(settings, settings.replay, publisher, stop)
+        elif settings.synthetic:
+            messages = SyntheticMessages(seed=settings.seed)
             feed(
                 messages,
                 publisher,
                 Source.SYNTHETIC,
-                rate=settings["rate"],
-                count=settings["count"],
+                rate=settings.rate,
+                count=settings.count,
                 stop=stop,
             )
         else:
@@ -206,52 +200,53 @@ def run(settings: dict[str, Any], metrics: ProducerMetrics, stop: threading.Even
             log.error("%s", err)
 
 
-def _run_replay(settings: dict[str, Any], publisher: KafkaPublisher, stop: threading.Event) -> None:
-    path: Path = settings["replay"]
-    remaining: int | None = settings["count"]
+def _run_replay(
+    settings: ProducerSettings, path: Path, publisher: KafkaPublisher, stop: threading.Event
+) -> None:
+    remaining = settings.count
     while not stop.is_set():
         sent = feed(
             read_messages(path),
             publisher,
             Source.REPLAY,
-            rate=settings["rate"],
+            rate=settings.rate,
             count=remaining,
             stop=stop,
         )
         if remaining is not None:
             remaining -= sent
-        if not settings["loop"] or sent == 0 or remaining == 0:
+        if not settings.loop or sent == 0 or remaining == 0:
             return
 
 
 def _run_live(
-    settings: dict[str, Any],
+    settings: ProducerSettings,
     publisher: KafkaPublisher,
     metrics: ProducerMetrics,
     stop: threading.Event,
 ) -> int:
-    token = settings["stocktwits_token"]
+    token = settings.stocktwits_token
     client = StockTwitsClient(
-        settings["api_base_url"],
+        settings.api_base_url,
         token=token.reveal() if isinstance(token, Secret) else None,
-        user_agent=settings["user_agent"],
-        timeout_s=settings["request_timeout"],
+        user_agent=settings.user_agent,
+        timeout_s=settings.request_timeout,
     )
     poller = LivePoller(
         client,
         publisher,
-        FileStateStore(settings["state"]),
+        FileStateStore(settings.state or default_state_path()),
         metrics,
-        settings["symbols"],
-        budget=RequestBudget(settings["requests_per_hour"]),
+        settings.symbols,
+        budget=RequestBudget(settings.requests_per_hour),
         backoff=Backoff(),
-        breaker=CircuitBreaker(settings["circuit_cooldown"]),
-        backfill_pages=settings["backfill_pages"],
+        breaker=CircuitBreaker(settings.circuit_cooldown),
+        backfill_pages=settings.backfill_pages,
         # --once must end: it does not sit out a block's cool-down.
-        wait_for_circuit=not settings["once"],
+        wait_for_circuit=not settings.once,
         stop=stop,
     )
-    if settings["once"]:
+    if settings.once:
         results = poller.run_once()
         for result in results:
             log.info(
@@ -266,25 +261,6 @@ def _run_live(
     else:
         poller.run_forever()
     return 0 if poller.active_symbols() else 1
-
-
-def _check_combination(settings: dict[str, Any]) -> None:
-    if settings["replay"] is not None and settings["synthetic"]:
-        raise SettingsError("--replay and --synthetic are two sources: choose one")
-    if settings["replay"] is not None:
-        try:
-            check_file(settings["replay"])
-        except ReplayError as err:
-            raise SettingsError(f"--replay: {err}") from None
-    live = settings["replay"] is None and not settings["synthetic"]
-    if live and not settings["symbols"]:
-        raise SettingsError("--symbols (STOCKSENT_SYMBOLS) is required for the live source")
-    if live and settings["state"] is None:
-        settings["state"] = default_state_path()
-    if settings["once"] and not live:
-        raise SettingsError("--once applies to the live source only")
-    if settings["loop"] and live:
-        raise SettingsError("--loop applies to --replay and --synthetic only")
 
 
 def _configure_logging(level: str) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from common.message_ids import valid_id
+from common.timestamps import iso_utc, iso_utc_ms, parse_iso_utc
+
+__all__ = ["RawRecord", "created_at_epoch", "iso_utc", "iso_utc_ms", "message_id"]
 
 
 @dataclass(frozen=True)
@@ -17,37 +21,13 @@ class RawRecord:
 
 
 def message_id(message: dict[str, Any]) -> int | None:
-    """The message's integer id, or None when it has none (such an object is not a message)."""
-    value = message.get("id")
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
+    """The message's id by the one rule of `common.message_ids` (a JSON integer in
+    1..2^63-1), or None: such an object is published unkeyed and the classifier dead-letters
+    it with the reason, so a numeric string is not an id here either."""
+    return valid_id(message.get("id"))
 
 
 def created_at_epoch(message: dict[str, Any]) -> float | None:
     """`created_at` (ISO-8601 UTC, `...Z`) as epoch seconds, or None when absent or malformed."""
     value = message.get("created_at")
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-def iso_utc(epoch: float) -> str:
-    """Epoch seconds as ISO-8601 UTC with a `Z`, e.g. `2026-05-31T22:32:49Z`."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def iso_utc_ms(epoch: float) -> str:
-    """Like `iso_utc` with milliseconds: the `fetched_at` header."""
-    moment = datetime.fromtimestamp(epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return parse_iso_utc(value) if isinstance(value, str) else None

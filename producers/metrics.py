@@ -52,6 +52,13 @@ METRIC_NAMES: Final = (
     CIRCUIT_OPEN,
 )
 
+# The labels of the labelled ones (the reference table reads them here too).
+METRIC_LABELS: Final[dict[str, tuple[str, ...]]] = {
+    REQUESTS_TOTAL: ("outcome",),
+    MESSAGES_PUBLISHED_TOTAL: ("source",),
+    HIGH_WATER_LAG_SECONDS: ("symbol",),
+}
+
 
 def _base(name: str) -> str:
     # prometheus_client appends `_total` to counters itself.
@@ -68,7 +75,10 @@ class ProducerMetrics:
         self.watchlist = frozenset(watchlist)
         r = self.registry
         self.requests = Counter(
-            _base(REQUESTS_TOTAL), "StockTwits API requests by outcome", ["outcome"], registry=r
+            _base(REQUESTS_TOTAL),
+            "StockTwits API requests by outcome",
+            METRIC_LABELS[REQUESTS_TOTAL],
+            registry=r,
         )
         self.request_seconds = Histogram(
             REQUEST_SECONDS,
@@ -82,7 +92,7 @@ class ProducerMetrics:
         self.messages_published = Counter(
             _base(MESSAGES_PUBLISHED_TOTAL),
             "Messages acknowledged by Kafka, by source",
-            ["source"],
+            METRIC_LABELS[MESSAGES_PUBLISHED_TOTAL],
             registry=r,
         )
         self.duplicates_skipped = Counter(
@@ -96,7 +106,7 @@ class ProducerMetrics:
         self.high_water_lag = Gauge(
             HIGH_WATER_LAG_SECONDS,
             "Seconds between now and the newest message published for the symbol",
-            ["symbol"],
+            METRIC_LABELS[HIGH_WATER_LAG_SECONDS],
             registry=r,
         )
         self.circuit_open = Gauge(

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.symbols import normalise_symbol
 from producers.backoff import Backoff, CircuitBreaker, CircuitState
 from producers.budget import RequestBudget
 from producers.messages import created_at_epoch, iso_utc_ms, message_id
@@ -121,7 +122,7 @@ class LivePoller:
         self.sink = sink
         self.store = store
         self.metrics = metrics
-        self.symbols = [s.upper() for s in symbols]
+        self.symbols = [normalise_symbol(s) for s in symbols]
         self.budget = budget
         self.backoff = backoff or Backoff()
         self.breaker = breaker or CircuitBreaker()

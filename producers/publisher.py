@@ -16,13 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
 from kafka import KafkaProducer
 
-from common.kafka_settings import producer_config
+from common.kafka_settings import KafkaConnection, producer_config
 from producers.messages import RawRecord, message_id
 from producers.metrics import ProducerMetrics, Source
 
@@ -84,14 +83,15 @@ class KafkaPublisher:
 
     def __init__(
         self,
-        settings: Mapping[str, Any],
+        connection: KafkaConnection,
         topic: str,
         metrics: ProducerMetrics,
+        compression_type: str = "none",
         **overrides: Any,
     ) -> None:
         self.topic = topic
         self._metrics = metrics
-        self._producer = KafkaProducer(**producer_config(settings, **overrides))
+        self._producer = KafkaProducer(**producer_config(connection, compression_type, **overrides))
         self._lock = threading.Lock()
         self._acked: Counter[Source] = Counter()
         self._failures: list[str] = []

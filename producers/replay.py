@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from common.symbols import normalise_symbol
 from producers.messages import RawRecord, iso_utc
 
 CASHTAG = re.compile(r"\$([A-Za-z][A-Za-z0-9.]{0,9})\b")
@@ -97,7 +98,7 @@ def wrap_text(
 ) -> dict[str, Any]:
     """A StockTwits-shaped message object for a bare text (CSV replay)."""
     label = SENTIMENTS.get((sentiment or "").strip().lower())
-    symbols = list(dict.fromkeys(m.upper() for m in CASHTAG.findall(text)))
+    symbols = list(dict.fromkeys(normalise_symbol(m) for m in CASHTAG.findall(text)))
     return {
         "id": stable_id(text),
         # The API sends bodies HTML-escaped; the classifier unescapes, so do as the API does.

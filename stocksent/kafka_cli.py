@@ -2,36 +2,35 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
+from dataclasses import dataclass
 
+from common.options import from_arguments, parser_for, shared
 from stocksent.local_kafka import (
-    DEFAULT_KAFKA_VERSION,
-    DEFAULT_PORT,
+    KAFKA_PORT_OPTION,
+    KAFKA_VERSION_OPTION,
     LocalKafka,
     LocalKafkaError,
 )
 
 
+@dataclass(frozen=True)
+class KafkaCliSettings:
+    """Settings of `stocksent kafka`."""
+
+    port: int = shared(KAFKA_PORT_OPTION, flag="port")
+    kafka_version: str = shared(KAFKA_VERSION_OPTION)
+
+
 def main(argv: list[str], prog: str = "stocksent kafka") -> int:
     """Runs one of up, down or status."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = parser_for(KafkaCliSettings, prog, __doc__)
     parser.add_argument("action", choices=("up", "down", "status"))
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=int(os.environ.get("STOCKSENT_KAFKA_PORT", DEFAULT_PORT)),
-        help="client port on 127.0.0.1 (controller uses port+1) [env STOCKSENT_KAFKA_PORT]",
-    )
-    parser.add_argument(
-        "--kafka-version",
-        default=os.environ.get("STOCKSENT_KAFKA_VERSION", DEFAULT_KAFKA_VERSION),
-        help="org.apache.kafka:kafka_2.13 version [env STOCKSENT_KAFKA_VERSION]",
-    )
+    # an action's argument, not a setting: no variable may wipe a broker by itself
     parser.add_argument("--wipe", action="store_true", help="down: also delete the broker's data")
     args = parser.parse_args(argv)
-    broker = LocalKafka(port=args.port, version=args.kafka_version)
+    settings = from_arguments(KafkaCliSettings, args)  # stocksent.cli: one line, exit 2
+    broker = LocalKafka(port=settings.port, version=settings.kafka_version)
     try:
         if args.action == "up":
             # this broker outlives the command: `stocksent kafka down` stops it
@@ -44,7 +43,7 @@ def main(argv: list[str], prog: str = "stocksent kafka") -> int:
             stopped = broker.down(wipe=args.wipe)
             print(
                 ("stopped" if stopped else "not running")
-                + f" (port {args.port})"
+                + f" (port {settings.port})"
                 + ("; data wiped" if args.wipe else f"; data kept in {broker.data_dir}")
             )
         else:

@@ -24,12 +24,44 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.children import exits_with_parent
+from common.options import Option, non_empty_text
+from common.options import port as port_number
 from common.preflight import check_port_free
 
+# The one definition: the pom gets it as -Dkafka.version, the compose image is checked
+# against it (tests/test_deploy_compose.py).
 DEFAULT_KAFKA_VERSION = "4.1.1"
 DEFAULT_PORT = 9092
 DEFAULT_HOST = "127.0.0.1"
 READY_TIMEOUT_S = 90.0
+
+# A single node: internal topics with one replica and min ISR 1, or consumer groups and
+# transactions (exactly-once mode) wait for replicas that never come; topics are created by
+# `stocksent topics create`, never by a client. docker-compose.yml's broker has the same
+# settings (KAFKA_<NAME>), checked by tests/test_deploy_compose.py.
+SINGLE_NODE_SETTINGS: dict[str, str] = {
+    "auto.create.topics.enable": "false",
+    "offsets.topic.replication.factor": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "min.insync.replicas": "1",
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+KAFKA_PORT_OPTION = Option(
+    "kafka_port",
+    port_number,
+    DEFAULT_PORT,
+    "client port of the local Kafka on 127.0.0.1 (its controller uses the next port)",
+)
+KAFKA_VERSION_OPTION = Option(
+    "kafka_version",
+    non_empty_text,
+    DEFAULT_KAFKA_VERSION,
+    "org.apache.kafka:kafka_2.13 version of the local Kafka, resolved from Maven Central",
+)
 
 
 class LocalKafkaError(RuntimeError):
@@ -270,18 +302,10 @@ class LocalKafka:
                     "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                     f"log.dirs={self.data_dir}",
                     "num.partitions=1",
-                    "auto.create.topics.enable=false",
-                    # one node: internal topics with one replica, or groups and transactions hang
-                    "offsets.topic.replication.factor=1",
+                    *(f"{name}={value}" for name, value in SINGLE_NODE_SETTINGS.items()),
                     "offsets.topic.num.partitions=10",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
                     "transaction.state.log.num.partitions=10",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
-                    "min.insync.replicas=1",
                     "default.replication.factor=1",
-                    "group.initial.rebalance.delay.ms=0",
                     "log.retention.hours=168",
                     "log.segment.bytes=268435456",
                     "",

@@ -19,88 +19,133 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from common import topics
-from common.children import exits_with_parent
-from common.failures import BadInputError, CommandError, ExitCode
+from common.checkout import SAMPLES
+from common.failures import CommandError, ExitCode
+from common.kafka_settings import CONNECT_TIMEOUT_OPTION, KafkaConnection
+from common.metrics_endpoint import metrics_port_option
 from common.options import (
-    Option,
     SettingsError,
-    add_options,
     boolean,
-    comma_list,
+    from_arguments,
     non_negative_int,
     optional_path,
-    port,
+    parser_for,
     positive_float,
-    positive_int,
-    resolve,
+    setting,
+    shared,
     text,
 )
 from common.preflight import check_kafka, check_port_free, command_line, port_owner
+from common.shared_options import MODEL_STORE_OPTION, PARTITIONS_OPTION
+from common.symbols import symbol_list
 from stocksent.live_view import RowLimiter, Screen, Status
-from stocksent.local_kafka import DEFAULT_PORT, LocalKafka, LocalKafkaError, cache_root
+from stocksent.local_kafka import KAFKA_PORT_OPTION, LocalKafka, LocalKafkaError, cache_root
+from stocksent.service_process import ServiceExitedError, ServiceProcess, StopAskedError
+from stream.settings import MODEL_OPTION
 
 SOURCES = ("synthetic", "live", "replay")
-SAMPLE_REPLAY = Path(__file__).resolve().parent.parent / "samples" / "stocktwits-messages.jsonl"
+SAMPLE_REPLAY = SAMPLES / "stocktwits-messages.jsonl"
 
-OPTIONS: tuple[Option, ...] = (
-    Option("source", text, "synthetic", "where messages come from", choices=SOURCES),
-    Option("symbols", comma_list, ("SPY", "AAPL", "TSLA"), "watchlist for the live source"),
-    Option("rate", positive_float, 5.0, "messages/s of the synthetic and replay sources"),
-    Option(
-        "replay",
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Settings of `stocksent run`. Its producer's options have their own variables
+    (`STOCKSENT_RUN_*`): their defaults differ from `stocksent produce`'s."""
+
+    source: str = setting(text, "synthetic", "where messages come from", choices=SOURCES)
+    symbols: tuple[str, ...] = setting(
+        symbol_list, ("SPY", "AAPL", "TSLA"), "symbols the live source polls", env="run_symbols"
+    )
+    rate: float = setting(
+        positive_float, 5.0, "messages/s of the synthetic and replay sources", env="run_rate"
+    )
+    replay: Path | None = setting(
         optional_path,
         None,
         "file for --source replay: API JSON, JSONL or CSV (default: the repo's sample, "
         "samples/stocktwits-messages.jsonl)",
-    ),
-    Option(
-        "model",
+        env="run_replay",
+    )
+    model: str = shared(MODEL_OPTION)
+    model_store: str = shared(MODEL_STORE_OPTION)
+    bootstrap_servers: str = setting(
         text,
         "",
-        "serve this exported model directory instead of a model store's CURRENT",
-    ),
-    Option(
-        "model_store",
-        optional_path,
-        None,
-        "model store the classifier serves from and follows, created with the committed model "
-        "when missing (default: models/ in the state directory, $STOCKSENT_STATE_DIR else "
-        "~/.local/state/stocksent)",
-    ),
-    Option("bootstrap_servers", text, "", "use this Kafka instead of starting a local one"),
-    Option("kafka_port", port, DEFAULT_PORT, "port of the local Kafka started by run"),
-    Option("connect_timeout", positive_float, 10.0, "seconds to wait for --bootstrap-servers"),
-    Option("partitions", positive_int, topics.DEFAULT_PARTITIONS, "input/output partitions"),
-    Option("classifier_metrics_port", port, 9300, "classifier /metrics, /healthz, /readyz"),
-    Option("producer_metrics_port", port, 9301, "producer /metrics"),
-    Option("duration", non_negative_int, 0, "stop by itself after this many seconds (0 = never)"),
-    Option("rows_per_second", positive_float, 4.0, "rows the live view prints a second at most"),
-    Option(
-        "log_dir",
+        "use this Kafka instead of starting a local one (empty: start one)",
+        env="run_bootstrap_servers",
+    )
+    kafka_port: int = shared(KAFKA_PORT_OPTION)
+    connect_timeout: float = shared(CONNECT_TIMEOUT_OPTION)
+    partitions: int = shared(PARTITIONS_OPTION)
+    classifier_metrics_port: int = shared(metrics_port_option("classifier"))
+    producer_metrics_port: int = shared(metrics_port_option("producer"))
+    duration: int = setting(
+        non_negative_int, 0, "stop by itself after this many seconds (0 = never)"
+    )
+    rows_per_second: float = setting(
+        positive_float, 4.0, "rows the live view prints a second at most"
+    )
+    log_dir: Path | None = setting(
         optional_path,
         None,
         "child logs, a folder per run (default ~/.cache/stocksent/run)",
-    ),
-    Option(
-        "stop_previous",
+    )
+    stop_previous: bool = setting(
         boolean,
         False,
         "stop a previous run that is still running instead of refusing to start",
         is_flag=True,
-    ),
-)
+    )
+
+    def __post_init__(self) -> None:
+        if self.source == "replay":
+            object.__setattr__(self, "replay", _replay_file(self.replay))
+        if not self.model and not self.model_store:
+            object.__setattr__(self, "model_store", str(default_model_store()))
+        first, second = self.classifier_metrics_port, self.producer_metrics_port
+        if first and first == second:
+            raise SettingsError("--classifier-metrics-port and --producer-metrics-port must differ")
+
+    @property
+    def connection(self) -> KafkaConnection:
+        """The Kafka given by --bootstrap-servers (empty: the local one `run` starts)."""
+        return KafkaConnection(
+            bootstrap_servers=self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}",
+            connect_timeout=self.connect_timeout,
+        )
+
+
+def _replay_file(given: Path | None) -> Path:
+    """The file `--source replay` replays, checked (the repo's sample when none is named)."""
+    from producers.replay import ReplayError, check_file
+
+    if given is None and not SAMPLE_REPLAY.is_file():
+        raise SettingsError("--source replay needs --replay FILE")
+    path = SAMPLE_REPLAY if given is None else given
+    if not path.is_file():
+        raise SettingsError(f"--replay: {path}: no such file")
+    try:
+        check_file(path)
+    except ReplayError as err:
+        raise SettingsError(f"--replay: {err}") from None
+    return path
+
+
+def default_model_store() -> Path:
+    """Where `run` keeps its model store unless told: models/ in the state directory."""
+    from producers.state import state_dir
+
+    return state_dir() / "models"
+
 
 READY_TIMEOUT_S = 120.0
 STATUS_EVERY_S = 5.0
@@ -110,60 +155,29 @@ RUN_RECORD = "active.json"
 PUBLISHED_LINE = re.compile(rb"\b(replay|synthetic): (\d+) message\(s\) published")
 
 
-class StopAskedError(Exception):
-    """A stop was asked for (signal, closed output) while `run` was still starting."""
+# ---- children: stocksent.service_process supervises them --------------------------------
 
 
-# ---- children ----------------------------------------------------------------------------
+# the child's name (its log, the run record) -> its stocksent command
+CHILD_COMMANDS = {"classifier": "classify", "producer": "produce"}
 
 
-@dataclass
-class Child:
-    """A child process of the run, with the log it writes."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path | None
-    log: IO[bytes] | None = field(default=None, repr=False)
-
-
-def _stocksent(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stocksent.cli", *args]
-
-
-def _spawn(name: str, argv: list[str], log_dir: Path) -> Child:
-    log_path = log_dir / f"{name}.log"
-    log = log_path.open("wb")
+def _spawn(name: str, args: list[str], metrics_port: int, log_dir: Path) -> ServiceProcess:
     # Own session: a terminal's Ctrl-C reaches only `run`, which stops children in order;
-    # pdeathsig: the kernel stops them if `run` dies without doing so (SIGKILL)
-    process = subprocess.Popen(
-        exits_with_parent(argv),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
+    # pdeathsig (in ServiceProcess): the kernel stops them if `run` dies without doing so
+    return ServiceProcess(
+        CHILD_COMMANDS[name],
+        args,
+        log_dir / f"{name}.log",
+        name=name,
+        metrics_port=metrics_port,
+        from_checkout=False,
+        own_session=True,
     )
-    return Child(name, process, log_path, log)
 
 
-def _stop(child: Child, timeout_s: float = 15.0) -> int | None:
-    if child.process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            child.process.send_signal(signal.SIGTERM)
-        try:
-            child.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
-    if child.log is not None:
-        child.log.close()
-    return child.process.returncode
-
-
-def _log_tail(child: Child, lines: int = 12) -> str:
+def _log_tail(child: ServiceProcess, lines: int = 12) -> str:
     """The end of a child's log of this run, without the effective-configuration block."""
-    if child.log_path is None:
-        return ""
     try:
         kept = [
             line
@@ -175,7 +189,7 @@ def _log_tail(child: Child, lines: int = 12) -> str:
     return "\n".join(kept[-lines:])
 
 
-def _last_error(child: Child) -> str:
+def _last_error(child: ServiceProcess) -> str:
     """The child's one-line error when it printed one (`... error: ...`), else ''."""
     for line in reversed(_log_tail(child, 40).splitlines()):
         if ": error: " in line or " ERROR " in line:
@@ -183,74 +197,53 @@ def _last_error(child: Child) -> str:
     return ""
 
 
-def _wait_ready(url: str, child: Child, timeout_s: float, stopping: Any) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if stopping():
-            raise StopAskedError
-        if child.process.poll() is not None:
-            raise CommandError(
-                f"{child.name} exited with code {child.process.returncode} while starting: "
-                f"{_last_error(child) or 'see ' + str(child.log_path)}",
-                ExitCode(child.process.returncode)
-                if child.process.returncode in tuple(ExitCode)
-                else ExitCode.FAILED,
-            )
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
-            if response.status == 200:
-                return
-        time.sleep(0.3)
-    raise CommandError(f"{child.name} not ready at {url} after {timeout_s:.0f}s ({child.log_path})")
+def _wait_ready(child: ServiceProcess, timeout_s: float, stopping: Callable[[], bool]) -> None:
+    """Returns once the child's /readyz answers 200; CommandError (with the child's own exit
+    code where it has a meaning) when it exits first or is not ready in time."""
+    try:
+        child.wait_ready(timeout_s, "/readyz", stopping)
+    except ServiceExitedError as err:
+        code = err.returncode
+        raise CommandError(
+            f"{child.name} exited with code {code} while starting: "
+            f"{_last_error(child) or 'see ' + str(child.log_path)}",
+            ExitCode(code) if code in tuple(ExitCode) else ExitCode.FAILED,
+        ) from None
+    except RuntimeError:
+        raise CommandError(
+            f"{child.name} not ready on port {child.metrics_port} after {timeout_s:.0f}s "
+            f"({child.log_path})"
+        ) from None
 
 
-def producer_argv(settings: Mapping[str, Any], bootstrap: str) -> list[str]:
-    """The `stocksent produce` command line for the chosen source."""
-    argv = _stocksent(
-        "produce",
-        "--bootstrap-servers",
-        bootstrap,
-        "--metrics-port",
-        str(settings["producer_metrics_port"]),
-    )
-    source = settings["source"]
-    if source == "synthetic":
-        argv += ["--synthetic", "--rate", str(settings["rate"]), "--loop"]
-    elif source == "replay":  # check_inputs has checked that --replay names a file
-        argv += ["--replay", str(settings["replay"]), "--rate", str(settings["rate"])]
+def producer_argv(settings: RunSettings, bootstrap: str) -> list[str]:
+    """The options of `stocksent produce` for the chosen source (its metrics port aside)."""
+    argv = ["--bootstrap-servers", bootstrap]
+    if settings.source == "synthetic":
+        argv += ["--synthetic", "--rate", str(settings.rate), "--loop"]
+    elif settings.source == "replay":  # RunSettings has checked that --replay names a file
+        argv += ["--replay", str(settings.replay), "--rate", str(settings.rate)]
     else:
-        argv += ["--symbols", ",".join(settings["symbols"])]
+        argv += ["--symbols", ",".join(settings.symbols)]
     return argv
 
 
-def classifier_argv(settings: Mapping[str, Any], bootstrap: str) -> list[str]:
-    """The `stocksent classify` command line."""
-    argv = _stocksent(
-        "classify",
-        "--bootstrap-servers",
-        bootstrap,
-        "--metrics-port",
-        str(settings["classifier_metrics_port"]),
-    )
-    if settings["model"]:
-        return [*argv, "--model", settings["model"]]
-    return [*argv, "--model-store", str(settings["model_store"])]
+def classifier_argv(settings: RunSettings, bootstrap: str) -> list[str]:
+    """The options of `stocksent classify` (its metrics port aside)."""
+    argv = ["--bootstrap-servers", bootstrap]
+    if settings.model:
+        return [*argv, "--model", settings.model]
+    return [*argv, "--model-store", settings.model_store]
 
 
-def default_model_store() -> Path:
-    """Where `run` keeps its model store unless told: models/ in the state directory."""
-    from producers.state import state_dir
-
-    return state_dir() / "models"
-
-
-def prepare_model_store(settings: dict[str, Any]) -> str:
+def prepare_model_store(settings: RunSettings) -> str:
     """Unless --model is given: the store the classifier will follow, created serving the
     committed model when missing. Returns the line the header shows."""
-    if settings["model"]:
-        return f"model: {settings['model']}"
+    if settings.model:
+        return f"model: {settings.model}"
     from model.store import ModelStore, StoreError
 
-    root = settings["model_store"] = settings["model_store"] or default_model_store()
+    root = settings.model_store
     try:
         serving = ModelStore.open_or_init(root)[0].current()
     except StoreError as err:
@@ -264,36 +257,11 @@ def prepare_model_store(settings: dict[str, Any]) -> str:
 # ---- checks before anything starts -------------------------------------------------------
 
 
-def check_inputs(settings: dict[str, Any]) -> None:
-    """The inputs, checked before anything starts: the replay file (the repo's sample when
-    none is named) and the model. Raises SettingsError (exit 2)."""
-    if settings["source"] == "replay":
-        if settings["replay"] is None:
-            if not SAMPLE_REPLAY.is_file():
-                raise SettingsError("--source replay needs --replay FILE")
-            settings["replay"] = SAMPLE_REPLAY  # the sample of this repo
-        from producers.replay import ReplayError, check_file
-
-        if not settings["replay"].is_file():
-            raise SettingsError(f"--replay: {settings['replay']}: no such file")
-        try:
-            check_file(settings["replay"])
-        except ReplayError as err:
-            raise SettingsError(f"--replay: {err}") from None
-    if settings["model"]:
-        from stream.settings import OPTIONS as CLASSIFIER_OPTIONS
-
-        resolve({"model": settings["model"]}, [o for o in CLASSIFIER_OPTIONS if o.name == "model"])
-    first, second = settings["classifier_metrics_port"], settings["producer_metrics_port"]
-    if first and first == second:
-        raise SettingsError("--classifier-metrics-port and --producer-metrics-port must differ")
-
-
-def check_ports(settings: Mapping[str, Any]) -> None:
+def check_ports(settings: RunSettings) -> None:
     """The metrics ports are free; PortInUseError (exit 4) naming who holds one otherwise."""
     ports = (
-        (settings["classifier_metrics_port"], "classifier metrics", "--classifier-metrics-port"),
-        (settings["producer_metrics_port"], "producer metrics", "--producer-metrics-port"),
+        (settings.classifier_metrics_port, "classifier metrics", "--classifier-metrics-port"),
+        (settings.producer_metrics_port, "producer metrics", "--producer-metrics-port"),
     )
     for number, what, flag in ports:
         check_port_free("127.0.0.1", number, what, flag)
@@ -319,7 +287,7 @@ def _alive_stocksent(pid: int) -> str:
     return command_line(pid) if ours else ""
 
 
-def find_previous_run(record_path: Path, settings: Mapping[str, Any]) -> dict[str, int]:
+def find_previous_run(record_path: Path, settings: RunSettings) -> dict[str, int]:
     """Processes of an earlier `stocksent run` still alive, by role: from its run record, and
     stocksent processes holding this run's metrics ports (left by runs without a record)."""
     found: dict[str, int] = {}
@@ -329,8 +297,8 @@ def find_previous_run(record_path: Path, settings: Mapping[str, Any]) -> dict[st
             if int(pid) != os.getpid() and _alive_stocksent(int(pid)):
                 found[name] = int(pid)
     for number, name in (
-        (settings["classifier_metrics_port"], "classifier"),
-        (settings["producer_metrics_port"], "producer"),
+        (settings.classifier_metrics_port, "classifier"),
+        (settings.producer_metrics_port, "producer"),
     ):
         owner = port_owner(number) if number else None
         if owner and _alive_stocksent(owner[0]) and owner[0] not in found.values():
@@ -397,16 +365,26 @@ def run_log_dir(root: Path) -> Path:
     return folder
 
 
-def run(settings: dict[str, Any], screen: Screen | None = None) -> int:
+def run(settings: RunSettings, screen: Screen | None = None) -> int:
     """Runs the pipeline until asked to stop; returns the exit code."""
     screen = screen or Screen()
-    check_inputs(settings)
     model_line = prepare_model_store(settings)
-    log_root = settings["log_dir"] or cache_root() / "run"
+    log_root = settings.log_dir or cache_root() / "run"
     log_root.mkdir(parents=True, exist_ok=True)
     record_path = log_root / RUN_RECORD
+    _leave_previous_run(record_path, settings, screen)
+    check_ports(settings)  # after a previous run's services let go of theirs
+    if settings.bootstrap_servers:
+        check_kafka(settings.connection)
+    pipeline = _Pipeline(settings, screen, record_path, run_log_dir(log_root))
+    return pipeline.run(model_line)
+
+
+def _leave_previous_run(record_path: Path, settings: RunSettings, screen: Screen) -> None:
+    """Refuses to start (exit 4) while an earlier run's processes live, unless told to stop
+    them (--stop-previous)."""
     previous = find_previous_run(record_path, settings)
-    if previous and not settings["stop_previous"]:
+    if previous and not settings.stop_previous:
         what = (
             "a previous stocksent run is still running"
             if "run" in previous
@@ -420,118 +398,143 @@ def run(settings: dict[str, Any], screen: Screen | None = None) -> int:
     if previous:
         screen.say(f"stopping a previous run ({_describe(previous)}) ...")
         stop_processes(previous)
-    check_ports(settings)  # after a previous run's services let go of theirs
-    if settings["bootstrap_servers"]:
-        check_kafka(
-            {"bootstrap_servers": settings["bootstrap_servers"]}, settings["connect_timeout"]
-        )
 
-    stop_asked = False
-    starting = True
 
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stop_asked
-        stop_asked = True
-        if starting:  # nothing to drain yet: leave the start-up at once
+class _Pipeline:
+    """One run: the broker it started (if any), its children and the live view's consumers,
+    started in order and stopped in reverse."""
+
+    def __init__(
+        self, settings: RunSettings, screen: Screen, record_path: Path, log_dir: Path
+    ) -> None:
+        self.settings = settings
+        self.screen = screen
+        self.record_path = record_path
+        self.log_dir = log_dir
+        self.broker: LocalKafka | None = None
+        self.children: list[ServiceProcess] = []
+        self.consumers: list[Any] = []
+        self.stop_asked = False
+        self.starting = True
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.stop_asked = True
+        if self.starting:  # nothing to drain yet: leave the start-up at once
             raise StopAskedError(signal.Signals(signum).name)
 
-    handlers = {
-        sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    }
-    log_dir = run_log_dir(log_root)
-    broker: LocalKafka | None = None
-    children: list[Child] = []
-    consumers: list[Any] = []
-    code = ExitCode.OK
-    try:
-        bootstrap = settings["bootstrap_servers"]
-        if not bootstrap:
-            local = LocalKafka(port=settings["kafka_port"])
-            screen.say(f"starting Kafka on {local.bootstrap} (log {local.log_file}) ...")
-            started = local.up(port_flag="--kafka-port")
-            broker = local if started else None  # a broker someone else started is not ours to stop
-            screen.say(
-                f"Kafka {local.kafka_version()} {'started' if started else 'already running, reused'}"
-            )
-            bootstrap = local.bootstrap
+    def run(self, model_line: str) -> int:
+        """Starts everything, shows the stream until a stop, stops everything: the exit code."""
+        signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        handlers = {sig: signal.signal(sig, self._on_signal) for sig in signals}
+        code = ExitCode.OK
+        try:
+            self._start(model_line)
+            self.starting = False
+            if self.stop_asked or self.screen.closed:
+                raise StopAskedError
+            code = _view(self.settings, self.screen, self.children, self.consumers, self.stopping)
+        except StopAskedError:
+            pass
+        except (CommandError, LocalKafkaError) as err:
+            # one line for the user; the child's own log has the rest
+            self.screen.warn(f"stocksent run: error: {str(err).strip().splitlines()[0]}")
+            code = err.code if isinstance(err, CommandError) else ExitCode.FAILED
+        finally:
+            self.starting = False
+            self._stop_all(code)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            self.screen.say(f"all stopped (exit {int(code)})")
+        return int(code)
+
+    def stopping(self) -> bool:
+        """True once a stop was asked for."""
+        return self.stop_asked
+
+    def _start(self, model_line: str) -> None:
+        settings, screen = self.settings, self.screen
+        bootstrap = self._start_kafka()
         from stocksent.topics_cli import create_topics
 
-        created = create_topics({"bootstrap_servers": bootstrap}, settings["partitions"])
+        connection = KafkaConnection(bootstrap_servers=bootstrap)
+        created = create_topics(connection, settings.partitions)
         screen.say(f"topics ready (created: {', '.join(created) or 'none, all existed'})")
         if screen.closed:  # `| head` already has what it wanted: start nothing more
             raise StopAskedError
-        classifier = _spawn("classifier", classifier_argv(settings, bootstrap), log_dir)
-        children.append(classifier)
-        _write_record(record_path, children, broker, log_dir)
+        classifier = self._spawn(
+            "classifier", classifier_argv(settings, bootstrap), settings.classifier_metrics_port
+        )
         screen.say(model_line)
-        screen.say(f"loading the model (logs: {log_dir}) ...")
-        cport = settings["classifier_metrics_port"]
+        screen.say(f"loading the model (logs: {self.log_dir}) ...")
+        cport = settings.classifier_metrics_port
         if cport:
-            _wait_ready(
-                f"http://127.0.0.1:{cport}/readyz",
-                classifier,
-                READY_TIMEOUT_S,
-                lambda: stop_asked or screen.closed,
-            )
+            _wait_ready(classifier, READY_TIMEOUT_S, lambda: self.stop_asked or screen.closed)
         # the live view starts at this moment's records, however late its own start-up ends
         since_ms = int(time.time() * 1000)
-        children.append(_spawn("producer", producer_argv(settings, bootstrap), log_dir))
-        _write_record(record_path, children, broker, log_dir)
+        self._spawn("producer", producer_argv(settings, bootstrap), settings.producer_metrics_port)
         from stream.tail import open_consumer
 
-        connection = {"bootstrap_servers": bootstrap}
-        consumers = [
+        self.consumers = [
             open_consumer(connection, topics.OUTPUT_TOPIC, since_ms),
             open_consumer(connection, topics.DLQ_TOPIC, since_ms),
         ]
         if cport:
             screen.say(
                 f"metrics: classifier http://127.0.0.1:{cport}/metrics, producer "
-                f"http://127.0.0.1:{settings['producer_metrics_port']}/metrics"
+                f"http://127.0.0.1:{settings.producer_metrics_port}/metrics"
             )
         screen.say(f"source: {_source_text(settings)}. Ctrl-C stops everything.\n")
-        starting = False
-        if stop_asked or screen.closed:
-            raise StopAskedError
-        code = _view(settings, screen, children, consumers, lambda: stop_asked)
-    except StopAskedError:
-        pass
-    except (CommandError, LocalKafkaError) as err:
-        # one line for the user; the child's own log has the rest
-        screen.warn(f"stocksent run: error: {str(err).strip().splitlines()[0]}")
-        code = err.code if isinstance(err, CommandError) else ExitCode.FAILED
-    finally:
-        starting = False
-        for consumer in consumers:
+
+    def _start_kafka(self) -> str:
+        """The bootstrap address: --bootstrap-servers, else a local broker (started unless one
+        already runs on the port: a broker someone else started is not ours to stop)."""
+        if self.settings.bootstrap_servers:
+            return self.settings.bootstrap_servers
+        local = LocalKafka(port=self.settings.kafka_port)
+        self.screen.say(f"starting Kafka on {local.bootstrap} (log {local.log_file}) ...")
+        started = local.up(port_flag="--kafka-port")
+        self.broker = local if started else None
+        state = "started" if started else "already running, reused"
+        self.screen.say(f"Kafka {local.kafka_version()} {state}")
+        return local.bootstrap
+
+    def _spawn(self, name: str, args: list[str], metrics_port: int) -> ServiceProcess:
+        child = _spawn(name, args, metrics_port, self.log_dir)
+        self.children.append(child)
+        _write_record(self.record_path, self.children, self.broker, self.log_dir)
+        return child
+
+    def _stop_all(self, code: ExitCode) -> None:
+        for consumer in self.consumers:
             with contextlib.suppress(Exception):
                 consumer.close()
-        screen.say("\nstopping ...")
+        self.screen.say("\nstopping ...")
         # producer first so nothing new arrives, then the classifier drains and commits
         for name in ("producer", "classifier"):
-            for child in children:
+            for child in self.children:
                 if child.name == name:
-                    returned = _stop(child)
+                    returned = child.terminate(timeout=15.0)
                     if returned not in (0, None, -signal.SIGTERM) and code == 0:
-                        screen.warn(f"{name} stopped with code {returned} (log {child.log_path})")
-        if broker is not None:
-            broker.down()
-            screen.say(f"Kafka stopped (data kept in {broker.data_dir})")
-        record_path.unlink(missing_ok=True)
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        screen.say(f"all stopped (exit {int(code)})")
-    return int(code)
+                        self.screen.warn(
+                            f"{name} stopped with code {returned} (log {child.log_path})"
+                        )
+        if self.broker is not None:
+            self.broker.down()
+            self.screen.say(f"Kafka stopped (data kept in {self.broker.data_dir})")
+        self.record_path.unlink(missing_ok=True)
 
 
-def _source_text(settings: Mapping[str, Any]) -> str:
-    if settings["source"] == "replay":
-        return f"replay of {settings['replay']} at {settings['rate']:g} msgs/s"
-    if settings["source"] == "live":
-        return f"live StockTwits API, symbols {','.join(settings['symbols'])}"
-    return f"synthetic messages at {settings['rate']:g} msgs/s"
+def _source_text(settings: RunSettings) -> str:
+    if settings.source == "replay":
+        return f"replay of {settings.replay} at {settings.rate:g} msgs/s"
+    if settings.source == "live":
+        return f"live StockTwits API, symbols {','.join(settings.symbols)}"
+    return f"synthetic messages at {settings.rate:g} msgs/s"
 
 
-def _write_record(path: Path, children: list[Child], broker: LocalKafka | None, logs: Path) -> None:
+def _write_record(
+    path: Path, children: list[ServiceProcess], broker: LocalKafka | None, logs: Path
+) -> None:
     record: dict[str, Any] = {
         "run_pid": os.getpid(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -547,98 +550,129 @@ def _write_record(path: Path, children: list[Child], broker: LocalKafka | None, 
 
 
 def _view(
-    settings: Mapping[str, Any],
+    settings: RunSettings,
     screen: Screen,
-    children: list[Child],
+    children: list[ServiceProcess],
     consumers: list[Any],
-    stopping: Any,
+    stopping: Callable[[], bool],
 ) -> ExitCode:
     """Shows rows and the status line until a stop; the exit code."""
-    from stream.tail import (
-        DLQ_HEADER,
-        HEADER,
-        format_dlq_row,
-        format_row,
-        paint,
-        poll_in_time_order,
-    )
+    return _LiveView(settings, screen, children, consumers).show(stopping)
 
-    status = Status(settings["classifier_metrics_port"], settings["producer_metrics_port"])
-    limiter = RowLimiter(settings["rows_per_second"])
-    width = 70
-    screen.say(paint(HEADER, "dim", screen.colour))
-    deadline = time.monotonic() + settings["duration"] if settings["duration"] else None
-    next_status = time.monotonic() + STATUS_EVERY_S
-    producer_done: int | None = None
-    all_done_said = False
-    output, dead_letters = consumers
-    dlq_header_shown = False
-    last_totals: tuple[float, ...] = ()
-    repeat_at = 0.0
-    while not stopping() and not screen.closed:
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        for record in poll_in_time_order(output, timeout_ms=150):
-            if limiter.allow():
+
+class _LiveView:
+    """The rows of labeled records and dead letters, and a status line every few seconds."""
+
+    ROW_WIDTH = 70
+    DLQ_ROW_WIDTH = 60
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        screen: Screen,
+        children: list[ServiceProcess],
+        consumers: list[Any],
+    ) -> None:
+        self.screen = screen
+        self.children = children
+        self.output, self.dead_letters = consumers
+        self.status = Status(settings.classifier_metrics_port, settings.producer_metrics_port)
+        self.limiter = RowLimiter(settings.rows_per_second)
+        self.duration = settings.duration
+        self.producer_done: int | None = None
+        self.all_done_said = False
+        self.dlq_header_shown = False
+        self.last_totals: tuple[float, ...] = ()
+        self.repeat_at = 0.0
+
+    def _dim(self, text: str) -> str:
+        from stream.tail import paint
+
+        return paint(text, "dim", self.screen.colour)
+
+    def show(self, stopping: Callable[[], bool]) -> ExitCode:
+        """Rows and status until a stop, the deadline, or a child's failure."""
+        from stream.tail import HEADER
+
+        self.screen.say(self._dim(HEADER))
+        deadline = time.monotonic() + self.duration if self.duration else None
+        next_status = time.monotonic() + STATUS_EVERY_S
+        while not stopping() and not self.screen.closed:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self._show_records()
+            if self._a_child_failed():
+                return ExitCode.FAILED
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + STATUS_EVERY_S
+                self._show_status()
+        return ExitCode.OK
+
+    def _show_records(self) -> None:
+        from stream.tail import DLQ_HEADER, format_dlq_row, format_row, poll_in_time_order
+
+        colour = self.screen.colour
+        for record in poll_in_time_order(self.output, timeout_ms=150):
+            if self.limiter.allow():
                 try:
-                    row = format_row(orjson.loads(record.value), width, screen.colour)
+                    row = format_row(orjson.loads(record.value), self.ROW_WIDTH, colour)
                 except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
                     row = f"(undecodable record at offset {record.offset})"
-                screen.say(row)
-        for record in poll_in_time_order(dead_letters, timeout_ms=50):
-            if True:  # dead letters are rare and each one matters: never hidden
-                if not dlq_header_shown:
-                    screen.say(paint("dead letter: " + DLQ_HEADER, "dim", screen.colour))
-                    dlq_header_shown = True
-                screen.say(
-                    "dead letter: "
-                    + format_dlq_row(record.value, record.headers, 60, screen.colour)
-                )
-        for child in children:
+                self.screen.say(row)
+        # dead letters are rare and each one matters: never hidden
+        for record in poll_in_time_order(self.dead_letters, timeout_ms=50):
+            if not self.dlq_header_shown:
+                self.screen.say(self._dim("dead letter: " + DLQ_HEADER))
+                self.dlq_header_shown = True
+            row = format_dlq_row(record.value, record.headers, self.DLQ_ROW_WIDTH, colour)
+            self.screen.say("dead letter: " + row)
+
+    def _a_child_failed(self) -> bool:
+        """True (and said) when a child exited other than a producer that finished its source."""
+        for child in self.children:
             exited = child.process.poll()
             if exited is None:
                 continue
             if child.name == "producer" and exited == 0:
-                if producer_done is None:
-                    producer_done = _published_count(child)
-                    screen.say(
-                        paint(
-                            f"── producer finished: {producer_done:,} messages published",
-                            "dim",
-                            screen.colour,
+                if self.producer_done is None:
+                    self.producer_done = _published_count(child)
+                    self.screen.say(
+                        self._dim(
+                            f"── producer finished: {self.producer_done:,} messages published"
                         )
                     )
                 continue
-            error = _last_error(child)
-            screen.warn(
+            self.screen.warn(
                 f"stocksent run: error: {child.name} exited with code {exited}: "
-                f"{error or 'see its log'} ({child.log_path})"
+                f"{_last_error(child) or 'see its log'} ({child.log_path})"
             )
-            return ExitCode.FAILED
-        if time.monotonic() >= next_status:
-            next_status = time.monotonic() + STATUS_EVERY_S
-            status.refresh()
-            if status.api_problems:
-                status.api_detail = _last_warning(children)
-            if producer_done is not None:
-                status.published = max(status.published, producer_done)
-            # an idle pipeline repeats its status once a minute, not every few seconds
-            if status.totals() != last_totals or time.monotonic() >= repeat_at:
-                screen.say(paint(status.line(limiter.hidden), "dim", screen.colour))
-                last_totals = status.totals()
-                repeat_at = time.monotonic() + STATUS_REPEAT_S
-            if producer_done is not None and not all_done_said and status.consumed >= producer_done:
-                dlq = sum(status.dead_letters.values())
-                screen.say(
-                    f"── all {producer_done:,} messages processed: {int(status.labeled):,} "
-                    f"labeled, {dlq:,} dead-lettered (see them: stocksent tail --dlq "
-                    "--from-beginning). Ctrl-C stops everything."
-                )
-                all_done_said = True
-    return ExitCode.OK
+            return True
+        return False
+
+    def _show_status(self) -> None:
+        status = self.status
+        status.refresh()
+        if status.api_problems:
+            status.api_detail = _last_warning(self.children)
+        done = self.producer_done
+        if done is not None:
+            status.published = max(status.published, done)
+        # an idle pipeline repeats its status once a minute, not every few seconds
+        if status.totals() != self.last_totals or time.monotonic() >= self.repeat_at:
+            self.screen.say(self._dim(status.line(self.limiter.hidden)))
+            self.last_totals = status.totals()
+            self.repeat_at = time.monotonic() + STATUS_REPEAT_S
+        if done is not None and not self.all_done_said and status.consumed >= done:
+            dlq = sum(status.dead_letters.values())
+            self.screen.say(
+                f"── all {done:,} messages processed: {int(status.labeled):,} "
+                f"labeled, {dlq:,} dead-lettered (see them: stocksent tail --dlq "
+                "--from-beginning). Ctrl-C stops everything."
+            )
+            self.all_done_said = True
 
 
-def _last_warning(children: list[Child]) -> str:
+def _last_warning(children: list[ServiceProcess]) -> str:
     """The producer's last logged warning, without its time and logger (for the status)."""
     for child in children:
         if child.name == "producer":
@@ -649,10 +683,8 @@ def _last_warning(children: list[Child]) -> str:
     return ""
 
 
-def _published_count(child: Child) -> int:
+def _published_count(child: ServiceProcess) -> int:
     """How many messages a finished producer published, from its last summary line."""
-    if child.log_path is None:
-        return 0
     try:
         found = PUBLISHED_LINE.findall(child.log_path.read_bytes())
     except OSError:
@@ -662,16 +694,8 @@ def _published_count(child: Child) -> int:
 
 def main(argv: list[str], prog: str = "stocksent run") -> int:
     """Entry point of `stocksent run`."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = parser_for(
+        RunSettings, prog, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_options(parser, OPTIONS)
-    try:
-        settings = resolve(parser.parse_args(argv), OPTIONS)
-    except SettingsError as err:
-        raise BadInputError(str(err)) from None
+    settings = from_arguments(RunSettings, parser.parse_args(argv))  # stocksent.cli: exit 2
     return run(settings)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from common import topics
-from common.kafka_settings import CONNECTION_OPTIONS, client_config
-from common.options import Option, SettingsError, add_options, positive_int, resolve
+from common.kafka_settings import KafkaConnection, client_config
+from common.options import from_arguments, group, parser_for, shared
 from common.preflight import check_kafka
+from common.shared_options import PARTITIONS_OPTION
 
-OPTIONS: tuple[Option, ...] = (
-    *CONNECTION_OPTIONS,
-    Option("partitions", positive_int, topics.DEFAULT_PARTITIONS, "partitions of input/output"),
-)
+
+@dataclass(frozen=True)
+class TopicsSettings:
+    """Settings of `stocksent topics create`."""
+
+    kafka: KafkaConnection = group(KafkaConnection)
+    partitions: int = shared(PARTITIONS_OPTION)
 
 
 def ensure_topics(
-    settings: Mapping[str, Any], wanted: Sequence[Any], timeout_s: float = 30.0
+    connection: KafkaConnection, wanted: Sequence[Any], timeout_s: float = 30.0
 ) -> list[str]:
     """Creates the `kafka.admin.NewTopic`s that do not exist yet and waits until every wanted
     topic has its partitions' leaders known; returns the names it created."""
     from kafka import KafkaAdminClient, KafkaConsumer
 
-    config = client_config(settings)
+    config = client_config(connection)
     admin = KafkaAdminClient(**config)
     try:
         existing = set(admin.list_topics())
@@ -50,12 +53,12 @@ def ensure_topics(
     return [t.name for t in missing]
 
 
-def create_topics(settings: Mapping[str, Any], partitions: int) -> list[str]:
+def create_topics(connection: KafkaConnection, partitions: int) -> list[str]:
     """Creates any missing project topic; returns the names it created."""
     from kafka.admin import NewTopic
 
     return ensure_topics(
-        settings,
+        connection,
         [
             NewTopic(topics.INPUT_TOPIC, partitions, 1),
             NewTopic(topics.OUTPUT_TOPIC, partitions, 1),
@@ -66,15 +69,10 @@ def create_topics(settings: Mapping[str, Any], partitions: int) -> list[str]:
 
 def main(argv: list[str], prog: str = "stocksent topics") -> int:
     """Creates the topics and prints what it did."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = parser_for(TopicsSettings, prog, __doc__)
     parser.add_argument("action", choices=("create",))
-    add_options(parser, OPTIONS)
-    try:
-        settings = resolve(parser.parse_args(argv), OPTIONS)
-    except SettingsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    check_kafka(settings, settings["connect_timeout"])
-    created = create_topics(settings, settings["partitions"])
+    settings = from_arguments(TopicsSettings, parser.parse_args(argv))  # stocksent.cli: exit 2
+    check_kafka(settings.kafka)
+    created = create_topics(settings.kafka, settings.partitions)
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
     return 0

@@ -9,5 +9,5 @@ loop. The Kafka boundary: `kafka_port` (typed protocols), `kafka_clients` (kafka
 behind them) and `memory_kafka` (an in-memory twin for tests, with `manual_executor`).
 Around them: `settings`, `predictor` (the model contract), `offsets`, `sentiment_record` (the
 output schema), `dead_letter`, `unreadable`, `metrics`, `liveness`, `http` (/metrics,
-/healthz, /readyz), `model_follower`, `serving` and `cli`.
+/healthz, /readyz), `model_follower` and `cli`.
 """

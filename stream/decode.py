@@ -1,7 +1,7 @@
 """Input record bytes -> a message to classify, or the one reason it cannot be classified.
 
-Validation is deliberately small: a JSON object with a positive integer `id` and a non-empty
-string `body`. Everything else (`created_at`, `symbols`, `entities.sentiment`) is optional and
+Validation is deliberately small: a JSON object with an `id` by the one rule of
+`common.message_ids` and a non-empty string `body`. Everything else (`created_at`, `symbols`, `entities.sentiment`) is optional and
 read defensively, because the API's fields come and go between schema years.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-MAX_ID = 2**63 - 1  # Kafka keys and downstream stores treat the id as a signed 64-bit integer
+from common.message_ids import IdProblem, id_problem
 
 
 class DeadLetterReason(enum.StrEnum):
@@ -74,10 +74,10 @@ def decode(value: bytes | None, max_bytes: int) -> ClassifiableMessage | Rejecti
     if "id" not in obj:
         return Rejection(DeadLetterReason.MISSING_ID, "no `id` field")
     message_id = obj["id"]
-    # `type(...) is int` rejects bools (an int subclass) and floats such as 1.0
-    if type(message_id) is not int:
+    problem = id_problem(message_id)
+    if problem is IdProblem.NOT_INTEGER:
         return Rejection(DeadLetterReason.ID_NOT_INTEGER, f"`id` is {_json_type(message_id)}")
-    if not 0 < message_id <= MAX_ID:
+    if problem is IdProblem.OUT_OF_RANGE:
         return Rejection(DeadLetterReason.ID_OUT_OF_RANGE, f"`id` {message_id} not in 1..2^63-1")
     if "body" not in obj:
         return Rejection(DeadLetterReason.MISSING_BODY, "no `body` field")

@@ -39,6 +39,7 @@ from typing import Any
 import orjson
 
 from common.failures import ExitCode
+from common.kafka_settings import KafkaConnection
 from model.learning import LEARNER_DIR, RoundConfig, RoundResult
 from model.store import LEARNER, ModelStore
 from model.tagged_window import TaggedMessage, TaggedWindow, label_value, tag_messages
@@ -122,7 +123,7 @@ class Learner:
     def __init__(
         self,
         config: LearnerConfig,
-        kafka: Mapping[str, Any],
+        kafka: KafkaConnection,
         metrics: LearnerMetrics,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -8,39 +8,40 @@ candidate (no candidate, no history line).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import signal
 import sys
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from common import topics
-from common.kafka_settings import CONNECTION_OPTIONS
+from common.kafka_settings import KafkaConnection
+from common.metrics_endpoint import METRICS_HOST, metrics_port_option
 from common.options import (
     LOG_LEVEL_OPTION,
-    Option,
     SettingsError,
-    add_options,
     boolean,
     describe,
+    fraction,
+    group,
+    int_between,
     non_empty_text,
     optional_path,
-    port,
+    parse_settings,
     positive_float,
     positive_int,
-    resolve,
-    text,
+    setting,
+    shared,
 )
 from common.preflight import check_kafka, check_port_free
+from common.shared_options import MODEL_STORE_OPTION
 
 log = logging.getLogger("stream.learner")
 
 DEFAULT_GROUP_ID = "stocksent-learner"
-DEFAULT_METRICS_PORT = 9302
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -59,161 +60,125 @@ def duration(value: str) -> float:
     return seconds
 
 
-def fraction(value: str) -> float:
-    """A number strictly between 0 and 1."""
-    number = float(value)
-    if not 0 < number < 1:
-        raise ValueError("must be between 0 and 1 (exclusive)")
-    return number
+@dataclass(frozen=True)
+class LearnerSettings:
+    """Settings of `stocksent learn`; the store is required and the base data checked."""
 
-
-def _threads(value: str) -> int:
-    threads = int(value)
-    if not 1 <= threads <= 64:
-        raise ValueError("must be between 1 and 64")
-    return threads
-
-
-OPTIONS: tuple[Option, ...] = (
-    *CONNECTION_OPTIONS,
-    Option(
-        "model_store",
-        text,
-        "",
-        "model store directory to learn into (required; create it with `stocksent models "
-        "init`); the window is kept in DIR/learner/",
-    ),
-    Option(
-        "from_topic",
+    kafka: KafkaConnection = group(KafkaConnection)
+    model_store: str = shared(MODEL_STORE_OPTION)
+    from_topic: str = setting(
         non_empty_text,
         topics.OUTPUT_TOPIC,
         "labeled topic whose author-tagged records the learner learns from",
-    ),
-    Option(
-        "learner_group_id",
+    )
+    learner_group_id: str = setting(
         non_empty_text,
         DEFAULT_GROUP_ID,
         "Kafka consumer group of the learner (its own: never the classifiers')",
-    ),
-    Option(
-        "base_data",
+    )
+    base_data: Path | None = setting(
         optional_path,
         None,
         "canonical split directory (train/test .csv.gz): rehearsal sample for fine-tuning and "
         "the base test split the gate guards (unset: neither)",
-    ),
-    Option(
-        "once",
+    )
+    once: bool = setting(
         boolean,
         False,
         "read until caught up with the topic, run one round, exit (0 judged, 5 too few tags)",
         is_flag=True,
-    ),
-    Option("window", positive_int, 200_000, "most recent tagged messages kept in the window"),
-    Option(
-        "holdout_fraction",
+        env="learner_once",
+    )
+    window: int = setting(positive_int, 200_000, "most recent tagged messages kept in the window")
+    holdout_fraction: float = setting(
         fraction,
         0.2,
         "newest share of the window (by created_at) that judges candidates, never trained on",
-    ),
-    Option(
-        "min_new", positive_int, 20_000, "start a round once this many new tagged messages arrived"
-    ),
-    Option("every", duration, "6h", "start a round at least this often (90s, 15m, 6h, 1d)"),
-    Option(
-        "min_per_label",
+    )
+    min_new: int = setting(
+        positive_int, 20_000, "start a round once this many new tagged messages arrived"
+    )
+    every: float = setting(duration, "6h", "start a round at least this often (90s, 15m, 6h, 1d)")
+    min_per_label: int = setting(
         positive_int,
         100,
         "fewest bullish and bearish messages, each, in the held-out slice and in the rest; "
         "fewer: no candidate (decisions_total{outcome=skipped_too_few_tagged})",
-    ),
-    Option("epochs", positive_int, 3, "most fine-tuning epochs of a candidate"),
-    Option("learning_rate", positive_float, 3e-4, "fine-tuning learning rate (Adam)"),
-    Option(
-        "training_threads",
-        _threads,
+    )
+    epochs: int = setting(positive_int, 3, "most fine-tuning epochs of a candidate")
+    learning_rate: float = setting(positive_float, 3e-4, "fine-tuning learning rate (Adam)")
+    training_threads: int = setting(
+        int_between(1, 64),
         1,
         "TensorFlow threads of the training process (leave cores to the classifiers)",
-    ),
-    Option(
-        "checkpoint_s",
+    )
+    checkpoint_s: float = setting(
         positive_float,
         60.0,
         "seconds between saves of the window to the store (each followed by an offset commit)",
-    ),
-    Option("metrics_host", non_empty_text, "127.0.0.1", "address of /metrics and /healthz"),
-    Option("metrics_port", port, DEFAULT_METRICS_PORT, "port of /metrics (0 disables)"),
-    LOG_LEVEL_OPTION,
-)
+    )
+    metrics_host: str = shared(METRICS_HOST)
+    metrics_port: int = shared(metrics_port_option("learner"), flag="metrics_port")
+    log_level: str = shared(LOG_LEVEL_OPTION)
+
+    def __post_init__(self) -> None:
+        if not self.model_store:
+            raise SettingsError("--model-store: required (or set STOCKSENT_MODEL_STORE)")
+        base = self.base_data
+        if base is not None and not all(
+            (base / f"{split}.csv.gz").is_file() or (base / f"{split}.csv").is_file()
+            for split in ("train", "test")
+        ):
+            raise SettingsError(f"--base-data: {base} has no train.csv[.gz] and test.csv[.gz]")
 
 
-def learner_config(values: Mapping[str, Any]) -> Any:
-    """The service's LearnerConfig from resolved values; raises SettingsError."""
+def learner_config(settings: LearnerSettings) -> Any:
+    """The service's LearnerConfig."""
     from dataclasses import replace
 
     from model.learning import RoundConfig
     from stream.learner import LearnerConfig
 
-    store = (values["model_store"] or "").strip()
-    if not store:
-        raise SettingsError("--model-store: required (or set STOCKSENT_MODEL_STORE)")
-    base: Path | None = values["base_data"]
-    if base is not None and not all(
-        (base / f"{split}.csv.gz").is_file() or (base / f"{split}.csv").is_file()
-        for split in ("train", "test")
-    ):
-        raise SettingsError(f"--base-data: {base} has no train.csv[.gz] and test.csv[.gz]")
-    every = values["every"]
     defaults = RoundConfig()
     round_config = replace(
         defaults,
-        holdout_fraction=values["holdout_fraction"],
-        min_per_label=values["min_per_label"],
+        holdout_fraction=settings.holdout_fraction,
+        min_per_label=settings.min_per_label,
         finetune=replace(
-            defaults.finetune, epochs=values["epochs"], learning_rate=values["learning_rate"]
+            defaults.finetune, epochs=settings.epochs, learning_rate=settings.learning_rate
         ),
     )
     return LearnerConfig(
-        store=Path(store),
-        from_topic=values["from_topic"],
-        group_id=values["learner_group_id"],
-        base_data=base,
-        once=values["once"],
-        window=values["window"],
-        min_new=values["min_new"],
-        every_s=every if isinstance(every, float) else duration(every),
-        checkpoint_s=values["checkpoint_s"],
-        training_threads=values["training_threads"],
+        store=Path(settings.model_store),
+        from_topic=settings.from_topic,
+        group_id=settings.learner_group_id,
+        base_data=settings.base_data,
+        once=settings.once,
+        window=settings.window,
+        min_new=settings.min_new,
+        every_s=settings.every,
+        checkpoint_s=settings.checkpoint_s,
+        training_threads=settings.training_threads,
         round=round_config,
     )
 
 
 def main(argv: list[str], prog: str = "stocksent learn") -> int:
     """Entry point (see the module docstring for the exit codes)."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=__doc__.split("\n\n", 1)[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    add_options(parser, OPTIONS)
-    try:
-        values = resolve(parser.parse_args(argv), OPTIONS)
-        config = learner_config(values)
-    except SettingsError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+    # bad settings raise SettingsError: stocksent.cli prints its one line, exit 2
+    settings = parse_settings(LearnerSettings, argv, prog, __doc__)
+    config = learner_config(settings)
     logging.basicConfig(
-        level=getattr(logging, values["log_level"]),
+        level=getattr(logging, settings.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     # Cheap checks first: a wrong address or a taken port is one line in seconds, before
     # TensorFlow loads or a store is created (stocksent.cli prints them, exit 3 or 4).
-    connection = {o.name: values[o.name] for o in CONNECTION_OPTIONS}
-    check_port_free(values["metrics_host"], values["metrics_port"], "metrics", "--metrics-port")
-    check_kafka(connection, connection["connect_timeout"])
-    log.info("effective configuration:\n%s", describe(values, OPTIONS))
+    check_port_free(settings.metrics_host, settings.metrics_port, "metrics", "--metrics-port")
+    check_kafka(settings.kafka)
+    log.info("effective configuration:\n%s", describe(settings))
 
     from prometheus_client import CollectorRegistry
 
@@ -228,13 +193,13 @@ def main(argv: list[str], prog: str = "stocksent learn") -> int:
     registry = CollectorRegistry()
     metrics = LearnerMetrics(registry)
     health = None
-    if values["metrics_port"]:
+    if settings.metrics_port:
         health = HealthServer(
-            values["metrics_host"], values["metrics_port"], registry, lambda: (True, "ok")
+            settings.metrics_host, settings.metrics_port, registry, lambda: (True, "ok")
         ).start()
-        log.info("metrics on http://%s:%d/metrics", values["metrics_host"], health.port)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, health.port)
     try:
-        learner = Learner(config, connection, metrics)
+        learner = Learner(config, settings.kafka, metrics)
     except StoreError as err:
         log.error("%s", err)
         if health is not None:
@@ -255,7 +220,3 @@ def main(argv: list[str], prog: str = "stocksent learn") -> int:
     finally:
         if health is not None:
             health.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], prog="python -m stream.learner_cli"))

@@ -27,6 +27,9 @@ METRIC_NAMES: Final[dict[str, str]] = {
     "every_seconds": "the --every setting: a round starts at least this often (for alerts)",
 }
 
+# The labels of the labelled ones (the reference table reads them here too).
+METRIC_LABELS: Final[dict[str, tuple[str, ...]]] = {"decisions_total": ("outcome",)}
+
 
 class LearnerMetrics:
     """All learner metrics, on one registry."""
@@ -34,8 +37,8 @@ class LearnerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
 
-        def doc(name: str) -> tuple[str, str]:
-            return PREFIX + name, METRIC_NAMES[name]
+        def doc(name: str) -> tuple[str, str, tuple[str, ...]]:
+            return PREFIX + name, METRIC_NAMES[name], METRIC_LABELS.get(name, ())
 
         self.records_consumed = Counter(*doc("records_consumed_total"), registry=registry)
         self.tagged_records = Counter(*doc("tagged_records_total"), registry=registry)
@@ -47,7 +50,7 @@ class LearnerMetrics:
             *doc("candidate_holdout_accuracy"), registry=registry
         )
         self.current_holdout_accuracy = Gauge(*doc("current_holdout_accuracy"), registry=registry)
-        self.decisions = Counter(*doc("decisions_total"), ["outcome"], registry=registry)
+        self.decisions = Counter(*doc("decisions_total"), registry=registry)
         self.last_decision_timestamp = Gauge(
             *doc("last_decision_timestamp_seconds"), registry=registry
         )

@@ -3,13 +3,13 @@ registered on a registry the caller owns, so tests never share the global one.""
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from common.symbols import normalise_symbol
 from stream.decode import DeadLetterReason
 
 PREFIX: Final = "stocksent_classifier_"
@@ -38,14 +38,26 @@ METRIC_NAMES: Final[dict[str, str]] = {
     "from (its manifest; absent when it does not say)",
 }
 
-ErrorStage = Literal["consume", "predict", "produce", "commit", "transaction", "rebalance"]
+# The labels of the labelled ones (the reference table reads them here too).
+METRIC_LABELS: Final[dict[str, tuple[str, ...]]] = {
+    "dead_letters_total": ("reason",),
+    "records_skipped_total": ("reason",),
+    "errors_total": ("stage",),
+    "consumer_lag": ("topic", "partition"),
+    "predictions_total": ("label",),
+    "symbol_predictions_total": ("symbol", "label"),
+    "author_tags_total": ("agreement", "model_version"),
+    "model_info": ("version",),
+    "model_reloads_total": ("outcome",),
+}
+
+ErrorStage = Literal["consume", "predict", "produce", "commit", "transaction"]
 ERROR_STAGES: Final[tuple[ErrorStage, ...]] = (
     "consume",
     "predict",
     "produce",
     "commit",
     "transaction",
-    "rebalance",
 )
 OTHER_SYMBOL: Final = "other"
 AGREEMENTS: Final = ("agree", "disagree")
@@ -76,14 +88,14 @@ class ClassifierMetrics:
         self.registry = registry
         self.watchlist = frozenset(watchlist)
 
-        def doc(name: str) -> tuple[str, str]:
-            return PREFIX + name, METRIC_NAMES[name]
+        def doc(name: str) -> tuple[str, str, tuple[str, ...]]:
+            return PREFIX + name, METRIC_NAMES[name], METRIC_LABELS.get(name, ())
 
         self.consumed = Counter(*doc("messages_consumed_total"), registry=registry)
         self.published = Counter(*doc("records_published_total"), registry=registry)
-        self.dead_letters = Counter(*doc("dead_letters_total"), ["reason"], registry=registry)
-        self.skipped = Counter(*doc("records_skipped_total"), ["reason"], registry=registry)
-        self.errors = Counter(*doc("errors_total"), ["stage"], registry=registry)
+        self.dead_letters = Counter(*doc("dead_letters_total"), registry=registry)
+        self.skipped = Counter(*doc("records_skipped_total"), registry=registry)
+        self.errors = Counter(*doc("errors_total"), registry=registry)
         self.batch_size = Histogram(
             *doc("batch_size"), buckets=BATCH_SIZE_BUCKETS, registry=registry
         )
@@ -99,16 +111,12 @@ class ClassifierMetrics:
         self.end_to_end_seconds = Histogram(
             *doc("end_to_end_seconds"), buckets=END_TO_END_BUCKETS, registry=registry
         )
-        self.consumer_lag = Gauge(*doc("consumer_lag"), ["topic", "partition"], registry=registry)
-        self.predictions = Counter(*doc("predictions_total"), ["label"], registry=registry)
-        self.symbol_predictions = Counter(
-            *doc("symbol_predictions_total"), ["symbol", "label"], registry=registry
-        )
-        self.author_tags = Counter(
-            *doc("author_tags_total"), ["agreement", "model_version"], registry=registry
-        )
-        self.model_info = Gauge(*doc("model_info"), ["version"], registry=registry)
-        self.model_reloads = Counter(*doc("model_reloads_total"), ["outcome"], registry=registry)
+        self.consumer_lag = Gauge(*doc("consumer_lag"), registry=registry)
+        self.predictions = Counter(*doc("predictions_total"), registry=registry)
+        self.symbol_predictions = Counter(*doc("symbol_predictions_total"), registry=registry)
+        self.author_tags = Counter(*doc("author_tags_total"), registry=registry)
+        self.model_info = Gauge(*doc("model_info"), registry=registry)
+        self.model_reloads = Counter(*doc("model_reloads_total"), registry=registry)
         self.model_bullish_prior = Gauge(*doc("model_bullish_prior_ratio"), registry=registry)
         # Label sets are bounded and known: expose them at 0 from the start, so rates and
         # alerts work before the first event of each kind.
@@ -123,7 +131,9 @@ class ClassifierMetrics:
             self.model_reloads.labels(outcome)
 
     def symbol_label(self, symbol: str) -> str:
-        """The `symbol` label value: the symbol when watched, else `other` (bounded)."""
+        """The `symbol` label value: the symbol (normalised) when watched, else `other`
+        (bounded)."""
+        symbol = normalise_symbol(symbol)
         return symbol if symbol in self.watchlist else OTHER_SYMBOL
 
     def error(self, stage: ErrorStage) -> None:
@@ -157,20 +167,6 @@ class ClassifierMetrics:
 
 
 def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
-    """`histogram.observe(a)` for every `a` (unlabelled histogram), in one pass per bucket.
-    Falls back to one `observe` each if the client library's internals ever change."""
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
-        for amount in amounts:
-            histogram.observe(amount)
-        return
-    counts: dict[int, int] = {}
+    """`histogram.observe(a)` for every `a`, through the client library's public API only."""
     for amount in amounts:
-        # the first bucket whose upper bound is >= amount, as Histogram.observe picks it
-        i = bisect.bisect_left(bounds, amount)
-        counts[i] = counts.get(i, 0) + 1
-    for i, count in counts.items():
-        buckets[i].inc(count)
-    total.inc(sum(amounts))
+        histogram.observe(amount)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import orjson
 
+from common.timestamps import utc_now_iso_ms as utc_now_iso
 from stream.decode import ClassifiableMessage
+
+# utc_now_iso: the service stamps classified_at with the one ISO helper
+__all__ = ["SCHEMA_FILE", "schema", "sentiment_record", "utc_now_iso"]
 
 SCHEMA_FILE = "sentiment_record.schema.json"
 
@@ -21,11 +24,6 @@ def schema() -> dict[str, Any]:
     text = resources.files("stream").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
-
-
-def utc_now_iso() -> str:
-    """Now, as ISO-8601 UTC with milliseconds and a `Z`."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sentiment_record(

@@ -9,39 +9,52 @@ bearish red, dead letters yellow); `NO_COLOR` turns that off.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import orjson
 
-from common import topics
-from common.kafka_settings import CONNECTION_OPTIONS, client_config
+from common.kafka_settings import KafkaConnection, client_config
 from common.options import (
-    Option,
     SettingsError,
-    add_options,
     boolean,
-    non_empty_text,
+    group,
     non_negative_int,
-    resolve,
+    parse_settings,
+    setting,
+    shared,
 )
 from common.preflight import check_kafka
+from common.shared_options import DLQ_TOPIC_OPTION, OUTPUT_TOPIC_OPTION
 
-OPTIONS: tuple[Option, ...] = (
-    *CONNECTION_OPTIONS,
-    Option("output_topic", non_empty_text, topics.OUTPUT_TOPIC, "labeled topic to follow"),
-    Option("dlq_topic", non_empty_text, topics.DLQ_TOPIC, "dead-letter topic (with --dlq)"),
-    Option("dlq", boolean, False, "follow the dead-letter topic instead", is_flag=True),
-    Option("json", boolean, False, "print each record as one JSON object a line", is_flag=True),
-    Option("from_beginning", boolean, False, "start at the oldest record", is_flag=True),
-    Option("since_ms", non_negative_int, 0, "start at records stamped at or after this epoch ms"),
-    Option("max_records", non_negative_int, 0, "stop after this many records (0 = follow)"),
-    Option("width", non_negative_int, 70, "characters of message text to show"),
-)
+
+@dataclass(frozen=True)
+class TailSettings:
+    """Settings of `stocksent tail`."""
+
+    kafka: KafkaConnection = group(KafkaConnection)
+    output_topic: str = shared(OUTPUT_TOPIC_OPTION)
+    dlq_topic: str = shared(DLQ_TOPIC_OPTION)
+    dlq: bool = setting(boolean, False, "follow the dead-letter topic instead", is_flag=True)
+    json: bool = setting(
+        boolean, False, "print each record as one JSON object a line", is_flag=True
+    )
+    from_beginning: bool = setting(boolean, False, "start at the oldest record", is_flag=True)
+    since_ms: int = setting(
+        non_negative_int, 0, "start at records stamped at or after this epoch ms"
+    )
+    max_records: int = setting(non_negative_int, 0, "stop after this many records (0 = follow)")
+    width: int = setting(non_negative_int, 70, "characters of message text to show")
+
+    @property
+    def topic(self) -> str:
+        """The topic followed: the dead-letter topic with --dlq, else the labeled one."""
+        return self.dlq_topic if self.dlq else self.output_topic
+
 
 HEADER = f"{'time (UTC)':<20} {'symbol':<8} {'label':<8} {'p(bull)':>7}  text"
 DLQ_HEADER = f"{'time (UTC)':<20} {'reason':<16} {'from':<24} detail | value"
@@ -127,7 +140,7 @@ def _int_or_none(text: str | None) -> int | None:
 
 
 def open_consumer(
-    settings: Mapping[str, Any], topic: str, since_ms: int = 0, from_beginning: bool = False
+    connection: KafkaConnection, topic: str, since_ms: int = 0, from_beginning: bool = False
 ) -> Any:
     """A group-less `read_committed` consumer assigned to every partition of `topic`,
     positioned at the start, at `since_ms`, or at the end. Raises SettingsError when the
@@ -135,7 +148,7 @@ def open_consumer(
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        **client_config(settings),
+        **client_config(connection),
         isolation_level="read_committed",
         enable_auto_commit=False,
         consumer_timeout_ms=-1,
@@ -168,12 +181,12 @@ def poll_in_time_order(consumer: Any, timeout_ms: int = 500) -> Iterator[Any]:
     return iter(batch)
 
 
-def render(settings: Mapping[str, Any], colour: bool) -> Callable[[Any], str]:
+def render(settings: TailSettings, colour: bool) -> Callable[[Any], str]:
     """The function that turns one consumer record into the line to print."""
-    width = settings["width"]
-    if settings["dlq"] and settings["json"]:
+    width = settings.width
+    if settings.dlq and settings.json:
         return lambda r: orjson.dumps(dlq_json(r.value, r.headers)).decode()
-    if settings["dlq"]:
+    if settings.dlq:
         return lambda r: format_dlq_row(r.value, r.headers, width, colour)
 
     def labeled(record: Any) -> str:
@@ -181,7 +194,7 @@ def render(settings: Mapping[str, Any], colour: bool) -> Callable[[Any], str]:
             decoded = orjson.loads(record.value)
         except (orjson.JSONDecodeError, TypeError):
             return f"(undecodable record at offset {record.offset})"
-        if settings["json"]:
+        if settings.json:
             return orjson.dumps(decoded).decode()
         try:
             return format_row(decoded, width, colour)
@@ -191,10 +204,11 @@ def render(settings: Mapping[str, Any], colour: bool) -> Callable[[Any], str]:
     return labeled
 
 
-def follow(settings: Mapping[str, Any], out: TextIO = sys.stdout) -> int:
+def follow(settings: TailSettings, out: TextIO = sys.stdout) -> int:
     """Prints records as they arrive until interrupted or `max_records` is reached."""
-    topic = settings["dlq_topic"] if settings["dlq"] else settings["output_topic"]
-    consumer = open_consumer(settings, topic, settings["since_ms"], settings["from_beginning"])
+    consumer = open_consumer(
+        settings.kafka, settings.topic, settings.since_ms, settings.from_beginning
+    )
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
@@ -205,9 +219,9 @@ def follow(settings: Mapping[str, Any], out: TextIO = sys.stdout) -> int:
     shown = 0
     line = render(settings, use_colour(out))
     try:
-        if not settings["json"]:
-            print(DLQ_HEADER if settings["dlq"] else HEADER, file=out, flush=True)
-        limit = settings["max_records"]
+        if not settings.json:
+            print(DLQ_HEADER if settings.dlq else HEADER, file=out, flush=True)
+        limit = settings.max_records
         while not stopping:
             for record in poll_in_time_order(consumer):
                 print(line(record), file=out, flush=True)
@@ -225,12 +239,6 @@ def follow(settings: Mapping[str, Any], out: TextIO = sys.stdout) -> int:
 
 def main(argv: list[str], prog: str = "stocksent tail") -> int:
     """Entry point of `stocksent tail`."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
-    add_options(parser, OPTIONS)
-    try:
-        settings = resolve(parser.parse_args(argv), OPTIONS)
-    except SettingsError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    check_kafka(settings, settings["connect_timeout"])
+    settings = parse_settings(TailSettings, argv, prog, __doc__)  # stocksent.cli: exit 2
+    check_kafka(settings.kafka)
     return follow(settings)

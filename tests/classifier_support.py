@@ -334,11 +334,11 @@ class ThreadedClassifier:
 def classifier_settings(bootstrap: str, **overrides: Any) -> Any:
     """ClassifierSettings as the CLI would resolve them, with no environment variables and
     the metrics endpoint off unless asked for."""
-    from common.options import resolve
-    from stream.settings import OPTIONS, from_values
+    from common.options import from_arguments
+    from stream.settings import ClassifierSettings
 
     given = {"bootstrap_servers": bootstrap, "metrics_port": "0", **overrides}
-    return from_values(resolve({k: str(v) for k, v in given.items()}, OPTIONS, environ={}))
+    return from_arguments(ClassifierSettings, {k: str(v) for k, v in given.items()}, environ={})
 
 
 def produce_over_time(

@@ -11,6 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 
+from common.kafka_settings import KafkaConnection
 from stocksent.local_kafka import free_port_pair
 from stocksent.topics_cli import ensure_topics
 
@@ -35,7 +36,7 @@ def create_topic(
 ) -> str:
     """Creates a topic and waits until its leaders are known."""
     ensure_topics(
-        {"bootstrap_servers": bootstrap},
+        KafkaConnection(bootstrap_servers=bootstrap),
         [NewTopic(name, partitions, 1, topic_configs=configs or {})],
     )
     return name

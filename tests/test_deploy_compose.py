@@ -8,15 +8,17 @@ Python services read is documented in .env.example (discovered from the option l
 
 from __future__ import annotations
 
-import importlib
 import re
 from typing import Any
 
 import pytest
 import yaml
 
-from common.options import Option
+from common.kafka_settings import CONNECTION_OPTIONS
+from common.metrics_endpoint import METRICS_PORTS
+from stocksent.local_kafka import DEFAULT_KAFKA_VERSION, SINGLE_NODE_SETTINGS
 from stocksent.service_process import REPO_ROOT
+from tools.reference import command_options
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -90,8 +92,10 @@ def test_kafka_is_a_single_kraft_node_where_transactions_work(
     services: dict[str, dict[str, Any]],
 ) -> None:
     kafka = services["kafka"]
-    assert kafka["image"] == "apache/kafka:4.1.1"
+    assert kafka["image"] == f"apache/kafka:{DEFAULT_KAFKA_VERSION}"  # the version run uses
     env = _env(kafka)
+    for name, value in SINGLE_NODE_SETTINGS.items():  # the settings of the local broker
+        assert str(env["KAFKA_" + name.upper().replace(".", "_")]).lower() == value, name
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
@@ -149,9 +153,9 @@ def test_classifier_scales_and_prometheus_finds_every_replica(
     jobs = {job["job_name"]: job for job in compose_config["scrape_configs"]}
     (sd,) = jobs["stocksent-classifier"]["dns_sd_configs"]
     assert sd["names"] == ["classifier"] and sd["type"] == "A"
-    assert str(sd["port"]) == _env(classifier)["STOCKSENT_METRICS_PORT"] == "9300"
+    assert str(sd["port"]) == _env(classifier)["STOCKSENT_CLASSIFIER_METRICS_PORT"] == "9300"
     assert jobs["stocksent-producer"]["static_configs"] == [
-        {"targets": [f"producer:{_env(services['producer'])['STOCKSENT_METRICS_PORT']}"]}
+        {"targets": [f"producer:{_env(services['producer'])['STOCKSENT_PRODUCER_METRICS_PORT']}"]}
     ]
 
 
@@ -179,8 +183,9 @@ def test_classifiers_and_learner_share_one_model_store(
     assert init["restart"] == "no"
     assert services["learner"]["command"] == ["learn"]
     assert "ports" not in services["learner"]
-    ports = {_env(services[n])["STOCKSENT_METRICS_PORT"] for n in ("producer", "classifier")}
-    assert _env(services["learner"])["STOCKSENT_METRICS_PORT"] not in ports
+    for name in ("producer", "classifier", "learner"):  # each its own, at its default
+        port = _env(services[name])[f"STOCKSENT_{name.upper()}_METRICS_PORT"]
+        assert int(port) == METRICS_PORTS[name]  # type: ignore[index]
 
 
 def test_producer_defaults_to_synthetic_source(services: dict[str, dict[str, Any]]) -> None:
@@ -268,30 +273,13 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored() -> None:
 # ---- .env.example ----------------------------------------------------------------------------
 
 
-def _option_modules() -> list[str]:
-    """Modules of the project packages that define options (cheap text filter, then import)."""
-    names = []
-    for package in OPTION_PACKAGES:
-        for path in sorted((REPO_ROOT / package).glob("*.py")):
-            if "Option(" in path.read_text(encoding="utf-8"):
-                names.append(f"{package}.{path.stem}")
-    return names
-
-
 def _variables_read_by_code() -> dict[str, set[str]]:
-    """STOCKSENT_* variable -> where it is read: every Option list of the packages (each
-    option is STOCKSENT_<NAME>), plus literal names read through os.environ."""
+    """STOCKSENT_* variable -> where it is read: every command's settings class, plus literal
+    names read through os.environ."""
     found: dict[str, set[str]] = {}
-    for module_name in _option_modules():
-        module = importlib.import_module(module_name)
-        for attribute, value in vars(module).items():
-            if (
-                isinstance(value, tuple | list)
-                and value
-                and all(isinstance(option, Option) for option in value)
-            ):
-                for option in value:
-                    found.setdefault(option.env, set()).add(f"{module_name}.{attribute}")
+    for command, options in command_options():
+        for option in options:
+            found.setdefault(option.env, set()).add(command)
     for package in OPTION_PACKAGES:
         for path in (REPO_ROOT / package).rglob("*.py"):
             for name in re.findall(r"[\"'](STOCKSENT_[A-Z0-9_]+)[\"']", path.read_text()):
@@ -306,18 +294,19 @@ def _documented_variables() -> set[str]:
 
 def test_required_option_lists_are_discovered() -> None:
     read = _variables_read_by_code()
-    connection = importlib.import_module("common.kafka_settings").CONNECTION_OPTIONS
-    for option in connection:
+    for option in CONNECTION_OPTIONS:
         assert option.env in read
-    # the services' own lists, once committed
-    for module_name, attribute in [
-        ("stream.settings", "OPTIONS"),
-        ("producers.cli", "PRODUCER_OPTIONS"),
-        ("stocksent.topics_cli", "OPTIONS"),
-    ]:
-        module = pytest.importorskip(module_name)
-        for option in getattr(module, attribute):
-            assert option.env in read, f"{module_name}.{attribute}: {option.env} not found"
+    for variable in ("STOCKSENT_CLASSIFIER_METRICS_PORT", "STOCKSENT_WATCHLIST", "STOCKSENT_DEBUG"):
+        assert variable in read
+
+
+def test_the_image_health_check_reads_the_classifier_port_variable() -> None:
+    text = DOCKERFILE.read_text()
+    assert "'STOCKSENT_CLASSIFIER_METRICS_PORT', '9300'" in text
+    exposed = next(line for line in text.splitlines() if line.startswith("EXPOSE"))
+    assert exposed.split()[1:] == [
+        str(METRICS_PORTS[s]) for s in ("classifier", "producer", "learner")
+    ]
 
 
 def test_every_variable_the_code_reads_is_documented_in_env_example() -> None:

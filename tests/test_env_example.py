@@ -1,46 +1,31 @@
-"""`.env.example` shows each option's real default, so copying it changes nothing by itself."""
+"""`.env.example` lists every variable of every command once, with its real default (generated
+from the settings classes), and one variable name has one meaning: every command that reads a
+variable reads it with the same parser and default."""
 
 from __future__ import annotations
 
-import importlib
-import re
-from typing import Any
-
-from common.kafka_settings import CONNECTION_OPTIONS
-from stocksent.service_process import REPO_ROOT
-from tools.reference import COMMANDS
+from tools.reference import ENV_EXAMPLE, command_options, render
 
 
-def _shown(default: Any) -> str:
-    if default is None:
-        return ""
-    if isinstance(default, bool):
-        return str(default).lower()
-    if isinstance(default, tuple):
-        return ",".join(map(str, default))
-    return str(default)
+def test_the_generated_variables_are_current() -> None:
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    assert render(ENV_EXAMPLE, text) == text, ".env.example is stale: run `make docs`"
 
 
-def _same(value: str, expected: set[str]) -> bool:
-    if value in expected:
-        return True
-    try:  # numbers may be written either way (10 vs 10.0)
-        return any(float(value) == float(e) for e in expected if e)
-    except ValueError:
-        return False
+def test_one_meaning_per_variable_name() -> None:
+    meanings: dict[str, set[tuple[object, ...]]] = {}
+    for _, options in command_options():
+        for option in options:
+            meaning = (option.parse, repr(option.default), option.choices, option.is_flag)
+            meanings.setdefault(option.env, set()).add(meaning)
+    several = {env: found for env, found in meanings.items() if len(found) > 1}
+    assert not several, f"variables with several meanings or defaults: {sorted(several)}"
 
 
-def test_commented_defaults_match_the_code() -> None:
-    # a name several commands share (e.g. STOCKSENT_METRICS_PORT) may show any one's default
-    defaults: dict[str, set[str]] = {}
-    lists = [CONNECTION_OPTIONS]
-    lists += [getattr(importlib.import_module(m), a) for _, m, a in COMMANDS]
-    for option in (o for options in lists for o in options if not o.secret):
-        defaults.setdefault(option.env, set()).add(_shown(option.default))
-    text = (REPO_ROOT / ".env.example").read_text(encoding="utf-8")
-    wrong = {}
-    for name, value in re.findall(r"^# (STOCKSENT_[A-Z0-9_]+)=(.*)$", text, re.M):
-        if name not in defaults or _same(value.strip(), defaults[name]):
-            continue
-        wrong[name] = (value, sorted(defaults[name]))
-    assert not wrong, f".env.example shows stale defaults (shown, actual): {wrong}"
+def test_each_service_has_its_own_metrics_port_variable() -> None:
+    by_command = {command: {o.env for o in options} for command, options in command_options()}
+    assert "STOCKSENT_METRICS_PORT" not in set().union(*by_command.values())
+    assert "STOCKSENT_CLASSIFIER_METRICS_PORT" in by_command["stocksent classify"]
+    assert "STOCKSENT_PRODUCER_METRICS_PORT" in by_command["stocksent produce"]
+    assert "STOCKSENT_LEARNER_METRICS_PORT" in by_command["stocksent learn"]
+    assert "STOCKSENT_WATCHLIST" in by_command["stocksent classify"]

@@ -1,43 +1,59 @@
-"""Options: flag beats environment beats default; bad values are named; secrets stay hidden."""
+"""Options: flag beats environment beats default; bad values are named; secrets stay hidden;
+a settings class is declared once and gives flags, variables and typed attributes."""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
 import pytest
 
 from common.kafka_settings import (
     COMPRESSION_OPTION,
-    CONNECTION_OPTIONS,
+    KafkaConnection,
     client_config,
     producer_config,
 )
 from common.options import (
-    Option,
     Secret,
     SettingsError,
-    add_options,
     describe,
+    float_between,
+    group,
+    int_between,
+    options_of,
+    parse_settings,
     positive_int,
-    resolve,
-)
-
-OPTIONS = (
-    *CONNECTION_OPTIONS,
-    Option("batch_size", positive_int, 256, "max messages per batch"),
+    setting,
+    shared,
 )
 
 
-def parse(argv: list[str], env: dict[str, str]) -> dict[str, object]:
-    parser = argparse.ArgumentParser()
-    add_options(parser, OPTIONS)
-    return resolve(parser.parse_args(argv), OPTIONS, env)
+@dataclass(frozen=True)
+class Example:
+    kafka: KafkaConnection = group(KafkaConnection)
+    batch_size: int = setting(positive_int, 256, "max messages per batch")
+    compression_type: str = shared(COMPRESSION_OPTION)
+    watch: tuple[str, ...] = setting(lambda v: tuple(v.split(",")), (), "x", flag="watchlist")
+    port: int = setting(int_between(0, 9), 1, "y", env="EXAMPLE_PORT")
+
+
+def parse(argv: list[str], env: dict[str, str]) -> Example:
+    return parse_settings(Example, argv, "example", environ=env)
 
 
 def test_flag_wins_over_environment_over_default() -> None:
-    assert parse([], {})["batch_size"] == 256
-    assert parse([], {"STOCKSENT_BATCH_SIZE": "64"})["batch_size"] == 64
-    assert parse(["--batch-size", "8"], {"STOCKSENT_BATCH_SIZE": "64"})["batch_size"] == 8
+    assert parse([], {}).batch_size == 256
+    assert parse([], {"STOCKSENT_BATCH_SIZE": "64"}).batch_size == 64
+    assert parse(["--batch-size", "8"], {"STOCKSENT_BATCH_SIZE": "64"}).batch_size == 8
+
+
+def test_a_declaration_names_its_flag_and_variable() -> None:
+    named = {o.name: (o.flag, o.env) for o in options_of(Example)}
+    assert named["bootstrap_servers"] == ("--bootstrap-servers", "STOCKSENT_BOOTSTRAP_SERVERS")
+    assert named["watch"] == ("--watchlist", "STOCKSENT_WATCHLIST")
+    assert named["port"] == ("--port", "STOCKSENT_EXAMPLE_PORT")
+    assert parse(["--watchlist", "a,b"], {"STOCKSENT_EXAMPLE_PORT": "3"}).watch == ("a", "b")
+    assert parse([], {"STOCKSENT_EXAMPLE_PORT": "3"}).port == 3
 
 
 def test_bad_value_names_the_flag_or_variable_and_value() -> None:
@@ -49,6 +65,30 @@ def test_bad_value_names_the_flag_or_variable_and_value() -> None:
         parse([], {"STOCKSENT_BATCH_SIZE": "0"})
     with pytest.raises(SettingsError, match=r"STOCKSENT_SECURITY_PROTOCOL: 'TLS' is not one of"):
         parse([], {"STOCKSENT_SECURITY_PROTOCOL": "TLS"})
+    with pytest.raises(SettingsError, match=r"'10' is not valid: must be between 0 and 9"):
+        parse(["--port", "10"], {})
+
+
+@pytest.mark.parametrize(
+    ("parser", "text", "reason"),
+    [
+        (int_between(1), "0", "must be >= 1"),
+        (int_between(0, 65535), "65536", "must be between 0 and 65535"),
+        (float_between(0, low_open=True), "0", "must be > 0"),
+        (float_between(0), "-0.5", "must be >= 0"),
+        (float_between(0, 1, low_open=True, high_open=True), "1", "between 0 and 1 (exclusive)"),
+        (float_between(0, 86_400, low_open=True), "86401", "must be between 0 and 86400"),
+    ],
+)
+def test_range_parsers_refuse_the_ends_they_exclude(parser, text: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        parser(text)
+
+
+def test_range_parsers_accept_their_ends() -> None:
+    assert int_between(0, 65535)("65535") == 65535
+    assert float_between(0, 86_400, low_open=True)("86400") == 86_400.0
+    assert float_between(0)("0") == 0.0
 
 
 def test_secret_never_printed() -> None:
@@ -56,27 +96,27 @@ def test_secret_never_printed() -> None:
         ["--sasl-mechanism", "PLAIN", "--sasl-username", "u"],
         {"STOCKSENT_SASL_PASSWORD": "hunter2"},
     )
-    assert isinstance(values["sasl_password"], Secret)
+    assert isinstance(values.kafka.sasl_password, Secret)
     assert "hunter2" not in repr(values) and "hunter2" not in str(values)
-    assert "hunter2" not in describe(values, OPTIONS)
-    assert client_config(values)["sasl_plain_password"] == "hunter2"
+    assert "hunter2" not in describe(values) and "sasl_password = ********" in describe(values)
+    assert client_config(values.kafka)["sasl_plain_password"] == "hunter2"
 
 
 def test_password_file_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
     secret_file = tmp_path / "pw"
     secret_file.write_text("s3cret\n")
     values = parse(["--sasl-mechanism", "PLAIN", "--sasl-password-file", str(secret_file)], {})
-    assert client_config(values)["sasl_plain_password"] == "s3cret"
+    assert client_config(values.kafka)["sasl_plain_password"] == "s3cret"
 
 
 def test_producer_is_idempotent_and_waits_for_all() -> None:
-    config = producer_config(parse(["--bootstrap-servers", "a:1,b:2"], {}))
+    config = producer_config(parse(["--bootstrap-servers", "a:1,b:2"], {}).kafka)
     assert config["bootstrap_servers"] == ["a:1", "b:2"]
     assert config["acks"] == "all" and config["enable_idempotence"] is True
 
 
 def test_reconnect_backoff_is_capped_at_a_second_like_the_java_client() -> None:
-    config = client_config(parse([], {}))
+    config = client_config(parse([], {}).kafka)
     assert config["reconnect_backoff_max_ms"] == 1000
 
 
@@ -85,20 +125,21 @@ def test_compression_type_reaches_the_producer_and_its_codec_is_installed(codec:
     import kafka.codec
     from kafka import KafkaProducer
 
-    options = (*CONNECTION_OPTIONS, COMPRESSION_OPTION)
-    parser = argparse.ArgumentParser()
-    add_options(parser, options)
-    values = resolve(parser.parse_args(["--compression-type", codec]), options, {})
-    config = producer_config(values)
+    values = parse(["--compression-type", codec], {})
+    config = producer_config(values.kafka, values.compression_type)
     assert config["compression_type"] == codec
     assert getattr(kafka.codec, f"has_{codec}")()  # else the producer refuses the setting
     assert KafkaProducer.DEFAULT_CONFIG["compression_type"] is None
-    assert "compression_type" not in producer_config(parse([], {}))
+    assert "compression_type" not in producer_config(parse([], {}).kafka)
 
 
 def test_an_unknown_compression_type_is_named() -> None:
-    options = (*CONNECTION_OPTIONS, COMPRESSION_OPTION)
-    parser = argparse.ArgumentParser()
-    add_options(parser, options)
     with pytest.raises(SettingsError, match="brotli"):
-        resolve(parser.parse_args([]), options, {"STOCKSENT_COMPRESSION_TYPE": "brotli"})
+        parse([], {"STOCKSENT_COMPRESSION_TYPE": "brotli"})
+
+
+def test_a_class_built_directly_has_typed_defaults() -> None:
+    from stream.learner_cli import LearnerSettings
+
+    assert LearnerSettings(model_store="/store").every == 6 * 3600.0
+    assert KafkaConnection(bootstrap_servers="b:1").connect_timeout == 10.0

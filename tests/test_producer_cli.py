@@ -6,35 +6,38 @@ from pathlib import Path
 
 import pytest
 
-from common.options import describe, resolve
-from producers.cli import PRODUCER_OPTIONS, build_parser, main
+from common.options import describe, parse_settings
+from producers.cli import DESCRIPTION, ProducerSettings, main
+from stocksent.cli import main as stocksent_main
 
 
-def settings(argv: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
-    return resolve(build_parser("p").parse_args(argv), PRODUCER_OPTIONS, env or {})
+def settings(argv: list[str], env: dict[str, str] | None = None) -> ProducerSettings:
+    return parse_settings(ProducerSettings, argv, "p", DESCRIPTION, env or {})
 
 
 def test_defaults() -> None:
-    values = settings([])
-    assert values["topic"] == "stocktwits.messages"
-    assert values["api_base_url"] == "https://api.stocktwits.com/api/2"
-    assert values["requests_per_hour"] == 200
-    assert values["backfill_pages"] == 1
-    assert values["metrics_port"] == 9301 and values["metrics_host"] == "127.0.0.1"
-    assert values["once"] is False and values["synthetic"] is False
+    values = settings(["--synthetic"])
+    assert values.topic == "stocktwits.messages"
+    assert values.api_base_url == "https://api.stocktwits.com/api/2"
+    assert values.requests_per_hour == 200
+    assert values.backfill_pages == 1
+    assert values.metrics_port == 9301 and values.metrics_host == "127.0.0.1"
+    assert values.once is False and values.synthetic is True
 
 
 def test_every_option_reads_its_environment_variable_and_the_flag_wins() -> None:
     env = {"STOCKSENT_SYMBOLS": "spy,$aapl,SPY", "STOCKSENT_REQUESTS_PER_HOUR": "60"}
-    assert settings([], env)["symbols"] == ("SPY", "AAPL")
-    assert settings([], env)["requests_per_hour"] == 60
-    assert settings(["--requests-per-hour", "30"], env)["requests_per_hour"] == 30
-    assert settings([], {"STOCKSENT_ONCE": "true"})["once"] is True
+    assert settings([], env).symbols == ("SPY", "AAPL")
+    assert settings([], env).requests_per_hour == 60
+    assert settings(["--requests-per-hour", "30"], env).requests_per_hour == 30
+    assert settings([], {**env, "STOCKSENT_ONCE": "true"}).once is True
+    assert settings(["--synthetic"], {"STOCKSENT_INPUT_TOPIC": "in"}).topic == "in"
+    assert settings(["--synthetic"], {"STOCKSENT_PRODUCER_METRICS_PORT": "9"}).metrics_port == 9
 
 
 def test_token_is_masked_in_the_printed_configuration() -> None:
-    values = settings([], {"STOCKSENT_STOCKTWITS_TOKEN": "abc-secret-123"})
-    shown = describe(values, PRODUCER_OPTIONS)
+    values = settings(["--synthetic"], {"STOCKSENT_STOCKTWITS_TOKEN": "abc-secret-123"})
+    shown = describe(values)
     assert "abc-secret-123" not in shown and "stocktwits_token = ********" in shown
     assert "abc-secret-123" not in repr(values)
 
@@ -55,7 +58,7 @@ def test_bad_configuration_exits_2_naming_the_option(
     argv: list[str], error: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("STOCKSENT_SYMBOLS", raising=False)
-    assert main(argv, "stocksent produce") == 2
+    assert stocksent_main(["produce", *argv]) == 2
     assert error in capsys.readouterr().err
 
 
@@ -64,14 +67,12 @@ def test_replay_and_synthetic_are_exclusive(
 ) -> None:
     path = tmp_path / "m.jsonl"
     path.write_text("{}\n")
-    assert main(["--replay", str(path), "--synthetic"], "p") == 2
+    assert stocksent_main(["produce", "--replay", str(path), "--synthetic"]) == 2
     assert "choose one" in capsys.readouterr().err
 
 
 def test_synthetic_accepts_loop_as_stocksent_run_passes_it() -> None:
-    from producers.cli import _check_combination
-
-    _check_combination(settings(["--synthetic", "--rate", "5", "--loop"]))
+    assert settings(["--synthetic", "--rate", "5", "--loop"]).loop
 
 
 def test_help_lists_flags_with_env_vars(capsys: pytest.CaptureFixture[str]) -> None:

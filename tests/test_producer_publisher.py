@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from common.kafka_settings import KafkaConnection
 from producers import publisher
 from producers.messages import RawRecord
 from producers.metrics import ProducerMetrics, Source
@@ -42,7 +43,7 @@ class RecordingProducer:
 def sink(monkeypatch: pytest.MonkeyPatch) -> publisher.KafkaPublisher:
     monkeypatch.setattr(publisher, "KafkaProducer", RecordingProducer)
     metrics = ProducerMetrics(CollectorRegistry())
-    return publisher.KafkaPublisher({"bootstrap_servers": "x:1"}, "topic", metrics)
+    return publisher.KafkaPublisher(KafkaConnection(bootstrap_servers="x:1"), "topic", metrics)
 
 
 def _published(sink: publisher.KafkaPublisher) -> float | None:
@@ -54,7 +55,8 @@ def _published(sink: publisher.KafkaPublisher) -> float | None:
 
 def test_keys_are_ids_and_records_without_one_go_keyless() -> None:
     assert publisher.record_key({"id": 42}) == b"42"
-    assert publisher.record_key({"id": "42"}) == b"42"
+    # the classifier's rule: a numeric string is no id (it dead-letters it as id_not_integer)
+    assert publisher.record_key({"id": "42"}) is None
     assert publisher.record_key({"id": "abc"}) is None
     assert publisher.record_key({"body": "no id"}) is None
     assert publisher.record_key(RawRecord(b"{oops", "f:1")) is None

@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 
 from producers.feed import Pacer
@@ -151,14 +152,29 @@ def test_pacer_spaces_events_at_the_rate() -> None:
 def test_live_state_defaults_to_the_state_directory_not_the_working_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from common.options import resolve
-    from producers.cli import PRODUCER_OPTIONS, _check_combination
+    from common.options import from_arguments
+    from producers.cli import ProducerSettings
     from producers.state import default_state_path
 
     monkeypatch.setenv("STOCKSENT_STATE_DIR", str(tmp_path / "state"))
-    settings = resolve({"symbols": "SPY"}, PRODUCER_OPTIONS, environ={})
-    _check_combination(settings)
-    assert settings["state"] == default_state_path() == tmp_path / "state" / "producer-state.json"
+    settings = from_arguments(ProducerSettings, {"symbols": "SPY"}, environ={})
+    assert settings.state == default_state_path() == tmp_path / "state" / "producer-state.json"
     monkeypatch.delenv("STOCKSENT_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert default_state_path() == tmp_path / "xdg" / "stocksent" / "producer-state.json"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(123, 123), ("123", None), (True, None), (1.0, None), (0, None), (2**63, None)],
+)
+def test_the_producer_keys_by_the_classifier_id_rule(value: object, expected: int | None) -> None:
+    from producers.messages import message_id
+    from stream.decode import DeadLetterReason, Rejection, decode
+
+    assert message_id({"id": value}) == expected
+    decoded = decode(orjson.dumps({"id": value, "body": "calls"}), 10_000)
+    # one rule: what the producer keys by is exactly what the classifier accepts
+    assert isinstance(decoded, Rejection) == (expected is None)
+    if isinstance(decoded, Rejection):
+        assert decoded.reason in (DeadLetterReason.ID_NOT_INTEGER, DeadLetterReason.ID_OUT_OF_RANGE)

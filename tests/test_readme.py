@@ -8,12 +8,14 @@ import re
 
 import jsonschema
 
-from tools.reference import README, REFERENCE, render
+from common.checkout import README
+from tools.reference import SECTIONS, render
 
 
-def test_reference_tables_are_current() -> None:
-    text = REFERENCE.read_text(encoding="utf-8")
-    assert render(text) == text, "docs/REFERENCE.md tables are stale: run `make docs`"
+def test_generated_tables_are_current() -> None:
+    for path in SECTIONS:  # docs/REFERENCE.md, README.md, .env.example
+        text = path.read_text(encoding="utf-8")
+        assert render(path, text) == text, f"{path.name} is stale: run `make docs`"
 
 
 def test_output_example_is_valid_against_the_schema() -> None:

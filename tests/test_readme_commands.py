@@ -14,10 +14,11 @@ import subprocess
 
 import pytest
 
-from common.options import add_options, resolve
+from common.checkout import README
+from common.options import add_options, options_of, resolve
 from stocksent.cli import DEBUG_FLAG, SUBCOMMANDS
 from stocksent.service_process import REPO_ROOT
-from tools.reference import COMMANDS, README
+from tools.reference import COMMANDS
 
 TEXT = README.read_text(encoding="utf-8")
 MAKEFILE = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
@@ -39,9 +40,10 @@ def _accepted_flags(words: list[str]) -> set[str] | None:
     """The flags `stocksent WORDS...` accepts, or None when the README test does not know."""
     if words[0] == "kafka":
         return KAFKA_FLAGS
-    for command, module, attribute in COMMANDS:
+    for command, module, name in COMMANDS:
         if command.split()[1:] == words[: len(command.split()) - 1]:
-            return {option.flag for option in getattr(importlib.import_module(module), attribute)}
+            settings_class = getattr(importlib.import_module(module), name)
+            return {option.flag for option in options_of(settings_class)}
     return None
 
 
@@ -83,13 +85,14 @@ def test_stocksent_commands_and_flags_exist(line: str, model_store: str) -> None
         return
     for flag in (w.split("=", 1)[0] for w in words if w.startswith("--")):
         assert flag in accepted | {DEBUG_FLAG, "--help"}, f"{line}: {flag} is not an option"
-    for command, module, attribute in COMMANDS:  # and their values parse
-        if command.split()[1:] == words[: len(command.split()) - 1]:
-            options = getattr(importlib.import_module(module), attribute)
+    for command, module, name in COMMANDS:  # and their values parse
+        if command.split()[1:] == words[: len(command.split()) - 1] and words[0] != "kafka":
+            settings_class = getattr(importlib.import_module(module), name)
             parser = argparse.ArgumentParser(exit_on_error=False)
-            add_options(parser, options)
+            add_options(parser, options_of(settings_class))
             given = [w for w in words[len(command.split()) - 1 :] if w != DEBUG_FLAG]
-            resolve(parser.parse_args(given), options, environ={})
+            args, _ = parser.parse_known_args(given)  # an action (`models list`) is positional
+            resolve(args, options_of(settings_class), environ={})
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")

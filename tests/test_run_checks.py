@@ -107,16 +107,15 @@ def test_status_line_names_failed_api_requests_and_the_last_warning() -> None:
 
 
 def test_replay_without_a_file_replays_the_sample() -> None:
-    from common.options import resolve
-    from stocksent.run import OPTIONS, SAMPLE_REPLAY, check_inputs
+    from common.options import from_arguments
+    from stocksent.run import SAMPLE_REPLAY, RunSettings
 
-    settings = resolve(
+    settings = from_arguments(
+        RunSettings,
         {"source": "replay", "classifier_metrics_port": "0", "producer_metrics_port": "0"},
-        OPTIONS,
         environ={},
     )
-    check_inputs(settings)
-    assert settings["replay"] == SAMPLE_REPLAY and SAMPLE_REPLAY.is_file()
+    assert settings.replay == SAMPLE_REPLAY and SAMPLE_REPLAY.is_file()
 
 
 LISTENING_CLASSIFIER = """
@@ -186,34 +185,48 @@ def test_only_stocksent_commands_count_as_leftovers_not_paths_that_name_it() -> 
 def test_run_serves_from_a_model_store_created_with_the_committed_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from common.options import SettingsError, resolve
+    from common.options import SettingsError, from_arguments
     from model.predictor import PRETRAINED_DIR
     from model.store import ModelStore, read_manifest
-    from stocksent.run import OPTIONS, classifier_argv, prepare_model_store
+    from stocksent.run import RunSettings, classifier_argv, prepare_model_store
+
+    def resolve(given: dict[str, str]) -> RunSettings:
+        return from_arguments(RunSettings, given, environ={})
 
     monkeypatch.setenv("STOCKSENT_STATE_DIR", str(tmp_path / "state"))
-    settings = resolve({}, OPTIONS, environ={})
+    settings = resolve({})
     line = prepare_model_store(settings)
     committed = read_manifest(PRETRAINED_DIR)["model_version"]
     root = tmp_path / "state" / "models"
-    assert settings["model_store"] == root and ModelStore(root).current() == committed
+    assert settings.model_store == str(root) and ModelStore(root).current() == committed
     assert f"model store {root}: serving {committed}" in line
     argv = classifier_argv(settings, "127.0.0.1:9092")
     assert argv[argv.index("--model-store") + 1] == str(root) and "--model" not in argv
 
     ModelStore(root).add_version(PRETRAINED_DIR)  # a second run finds the store as it is
     (root / "CURRENT").write_text(f"{committed}\n")
-    again = resolve({}, OPTIONS, environ={})
+    again = resolve({})
     assert f"serving {committed}" in prepare_model_store(again)
     assert len(ModelStore(root).history()) == 1  # not seeded twice
 
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("not a store")
-    busy = resolve({"model_store": str(tmp_path / "notes")}, OPTIONS, environ={})
+    busy = resolve({"model_store": str(tmp_path / "notes")})
     with pytest.raises(SettingsError, match="is a folder but not a model store"):
         prepare_model_store(busy)
 
-    with_model = resolve({"model": str(PRETRAINED_DIR)}, OPTIONS, environ={})
+    with_model = resolve({"model": str(PRETRAINED_DIR)})
     assert prepare_model_store(with_model) == f"model: {PRETRAINED_DIR}"
     argv = classifier_argv(with_model, "127.0.0.1:9092")
     assert "--model-store" not in argv and argv[argv.index("--model") + 1] == str(PRETRAINED_DIR)
+
+
+def test_run_starts_each_child_with_its_own_command(tmp_path: Path) -> None:
+    from common.options import from_arguments
+    from stocksent.run import RunSettings, _spawn, classifier_argv
+
+    settings = from_arguments(RunSettings, {"model": "py:bench.constant_model:predictor"}, {})
+    child = _spawn("classifier", ["--help"], 0, tmp_path)
+    assert child.process.wait(timeout=60) == 0 and child.name == "classifier"
+    assert "stocksent classify" in child.log_path.read_text()
+    assert classifier_argv(settings, "b:1")[:2] == ["--bootstrap-servers", "b:1"]

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from common.options import SettingsError, resolve
+from common.kafka_settings import KafkaConnection
+from common.options import SettingsError, from_arguments
 from model.learning import RoundConfig, RoundResult
 from model.store import ModelStore
+from stocksent.cli import main as stocksent_main
 from stream.learner import Learner, LearnerConfig, tagged_rows
-from stream.learner_cli import OPTIONS, duration, learner_config, main
+from stream.learner_cli import LearnerSettings, duration, learner_config
 from stream.learner_metrics import LearnerMetrics
 from tests.learner_support import output_record
 
@@ -45,18 +47,18 @@ def test_bad_durations_say_what_is_expected(text: str) -> None:
 
 
 def test_the_store_is_required(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([], prog="stocksent learn") == 2
+    assert stocksent_main(["learn"]) == 2
     assert "--model-store: required" in capsys.readouterr().err
 
 
 def test_defaults_are_the_issues(tmp_path: Path) -> None:
-    values = resolve({"model_store": str(tmp_path)}, OPTIONS, environ={})
-    config = learner_config(values)
+    values = {"model_store": str(tmp_path)}
+    config = learner_config(from_arguments(LearnerSettings, values, environ={}))
     assert (config.window, config.min_new, config.every_s) == (200_000, 20_000, 6 * 3600)
     assert config.round.holdout_fraction == 0.2 and config.once is False
     assert config.from_topic == "stocktwits.sentiment" and config.base_data is None
     with pytest.raises(SettingsError, match="--base-data"):
-        learner_config({**values, "base_data": tmp_path})
+        from_arguments(LearnerSettings, {**values, "base_data": str(tmp_path)}, environ={})
 
 
 def test_only_tagged_records_with_a_body_count() -> None:
@@ -95,7 +97,9 @@ def learner(store_dir: Path, clock: Clock, registry: CollectorRegistry) -> Learn
         training_threads=1,
         round=RoundConfig(),
     )
-    return Learner(config, {"bootstrap_servers": "127.0.0.1:1"}, LearnerMetrics(registry), clock)
+    return Learner(
+        config, KafkaConnection(bootstrap_servers="127.0.0.1:1"), LearnerMetrics(registry), clock
+    )
 
 
 @pytest.mark.tensorflow

@@ -12,13 +12,14 @@ import pytest
 
 from common import topics
 from common.failures import BadInputError
-from common.options import SettingsError, resolve
+from common.options import SettingsError, from_arguments
+from stocksent.cli import main as stocksent_main
 from stream import cli
-from stream.settings import DEFAULT_INFERENCE_WORKERS, OPTIONS, from_values
+from stream.settings import DEFAULT_INFERENCE_WORKERS, ClassifierSettings
 
 
-def settings_from(args: dict[str, str], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return from_values(resolve(args, OPTIONS, environ=env or {}))
+def settings_from(args: dict[str, str], env: dict[str, str] | None = None) -> ClassifierSettings:
+    return from_arguments(ClassifierSettings, args, environ=env or {})
 
 
 def test_defaults_follow_the_contracts() -> None:
@@ -84,7 +85,7 @@ def test_secrets_never_appear_in_the_printed_configuration() -> None:
 
 
 def test_cli_reports_bad_settings_without_secrets(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["--sasl-password", "hunter2-secret", "--batch-size", "zero"], "classify")
+    code = stocksent_main(["classify", "--sasl-password", "hunter2-secret", "--batch-size", "zero"])
     err = capsys.readouterr().err
     assert code == 2 and "--batch-size: 'zero' is not valid" in err
     assert "hunter2-secret" not in err

@@ -25,6 +25,7 @@ import orjson
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
+from common.checkout import REPO_ROOT
 from producers.cli import main
 from producers.replay import read_messages
 from stocksent.local_kafka import free_port
@@ -34,7 +35,7 @@ from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 @pytest.fixture
