@@ -20,6 +20,7 @@ coordinates. Never retried forever.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -82,7 +83,7 @@ def dead_letter(
     key: bytes | None,
     value: bytes | None,
     original_headers: Sequence[tuple[Any, Any]] | None,
-    reason: DeadLetterReason,
+    reason: enum.StrEnum,
     detail: str,
     topic: str,
     partition: int,

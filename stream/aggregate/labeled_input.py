@@ -1,0 +1,115 @@
+"""The parts of a labeled record (stream/sentiment_record.schema.json) the aggregator uses,
+read fast: one orjson parse, no objects beyond a tuple."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import NamedTuple
+
+import orjson
+
+_EPOCH_MS_BY_TEXT: dict[str, int] = {}  # created_at repeats (second resolution): parse once
+_CACHE_LIMIT = 200_000
+
+
+class AggregatorDeadLetterReason(enum.StrEnum):
+    """Why the aggregator sent a labeled record to its DLQ: the DLQ header and the `reason`
+    label of `dead_letters_total`."""
+
+    NULL_VALUE = "null_value"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    INVALID_CREATED_AT = "invalid_created_at"  # missing, null, or not ISO-8601
+    INVALID_SYMBOLS = "invalid_symbols"  # missing, or not a list of strings
+    INVALID_SENTIMENT = "invalid_sentiment"  # label or probability missing or wrong
+    INVALID_MODEL_VERSION = "invalid_model_version"
+    LATE = "late"  # later than the grace for every view: counted in no window
+
+
+class Labeled(NamedTuple):
+    """One usable labeled record."""
+
+    event_ms: int
+    symbols: tuple[str, ...]  # upper-case, no `$`, each once
+    bullish: bool
+    probability: float
+    author_tagged: bool
+    author_agrees: bool
+    model_version: str
+
+
+class Unusable(NamedTuple):
+    """A record the aggregator cannot use, and why."""
+
+    reason: AggregatorDeadLetterReason
+    detail: str
+
+
+def parse_labeled(value: bytes | None) -> Labeled | Unusable:
+    """The record's figures, or why it cannot be used."""
+    if value is None:
+        return Unusable(AggregatorDeadLetterReason.NULL_VALUE, "record has no value")
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as err:
+        return Unusable(AggregatorDeadLetterReason.INVALID_JSON, f"not JSON: {err}")
+    if not isinstance(record, dict):
+        return Unusable(AggregatorDeadLetterReason.NOT_AN_OBJECT, "JSON value is not an object")
+    event_ms = epoch_ms(record.get("created_at"))
+    if event_ms is None:
+        detail = f"created_at {str(record.get('created_at'))[:40]!r} is not ISO-8601"
+        return Unusable(AggregatorDeadLetterReason.INVALID_CREATED_AT, detail)
+    symbols = _symbols(record.get("symbols"))
+    if symbols is None:
+        return Unusable(AggregatorDeadLetterReason.INVALID_SYMBOLS, "symbols is not a list of strings")
+    sentiment = record.get("sentiment")
+    label = sentiment.get("label") if isinstance(sentiment, dict) else None
+    probability = sentiment.get("probability") if isinstance(sentiment, dict) else None
+    if label not in ("bullish", "bearish") or not _is_probability(probability):
+        return Unusable(AggregatorDeadLetterReason.INVALID_SENTIMENT, "sentiment label/probability invalid")
+    version = record.get("model_version")
+    if not isinstance(version, str) or not version:
+        return Unusable(AggregatorDeadLetterReason.INVALID_MODEL_VERSION, "model_version is not a string")
+    author = record.get("author_sentiment")
+    tagged = author in ("bullish", "bearish")
+    return Labeled(
+        event_ms, symbols, label == "bullish", float(probability), tagged, tagged and author == label, version
+    )
+
+
+def epoch_ms(created_at: object) -> int | None:
+    """Milliseconds since the epoch of an ISO-8601 time (naive means UTC), or None."""
+    if not isinstance(created_at, str):
+        return None
+    cached = _EPOCH_MS_BY_TEXT.get(created_at)
+    if cached is not None:
+        return cached
+    try:
+        moment = datetime.fromisoformat(created_at)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        seconds = (moment - datetime(1970, 1, 1)).total_seconds()
+    else:
+        seconds = moment.timestamp()
+    ms = round(seconds * 1000)
+    if len(_EPOCH_MS_BY_TEXT) >= _CACHE_LIMIT:
+        _EPOCH_MS_BY_TEXT.clear()
+    _EPOCH_MS_BY_TEXT[created_at] = ms
+    return ms
+
+
+def _symbols(raw: object) -> tuple[str, ...] | None:
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        return None
+    seen: dict[str, None] = {}
+    for symbol in raw:
+        name = symbol.strip().removeprefix("$").upper()
+        if name:
+            seen[name] = None
+    return tuple(seen)
+
+
+def _is_probability(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
