@@ -173,7 +173,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--broker-pid", type=int, default=None)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="stocksent-bench-aggregate-") as tmp:
-        figures = aggregate_figures(args.bootstrap_servers, args.messages, Path(tmp), args.broker_pid)
+        figures = aggregate_figures(
+            args.bootstrap_servers, args.messages, Path(tmp), args.broker_pid
+        )
     print(json.dumps(figures, indent=2))
     return 0
 

@@ -27,8 +27,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stream.decode import DeadLetterReason
-
 log = logging.getLogger(__name__)
 
 REASON = "dlq_reason"

@@ -88,7 +88,17 @@ def labeled_stream(
                 )
             )
     for p in range(partitions):
-        stream.append(Labeled(p, (BASE_S + int(spread_s) + 86_400) * 1000, [FLUSH_SYMBOL], "bullish", 0.9, None, "m-1"))
+        stream.append(
+            Labeled(
+                p,
+                (BASE_S + int(spread_s) + 86_400) * 1000,
+                [FLUSH_SYMBOL],
+                "bullish",
+                0.9,
+                None,
+                "m-1",
+            )
+        )
     return stream
 
 
@@ -157,9 +167,7 @@ def window_key(record: dict[str, Any]) -> tuple[str, int, int]:
     return record["symbol"], record["window_seconds"], round(start.timestamp() * 1000)
 
 
-def mismatches(
-    emitted: dict[tuple[str, int, int], dict[str, Any]], truth: Truth
-) -> list[str]:
+def mismatches(emitted: dict[tuple[str, int, int], dict[str, Any]], truth: Truth) -> list[str]:
     """What differs between emitted final windows and the truth (empty when exact)."""
     problems = [f"missing {k}" for k in truth.windows.keys() - emitted.keys()]
     problems += [f"unexpected {k}" for k in emitted.keys() - truth.windows.keys()]

@@ -10,7 +10,7 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
-from stocksent.options import SettingsError, add_options, resolve
+from stocksent.options import add_options, resolve
 from stocksent.preflight import check_kafka, check_port_free
 from stream.aggregate.settings import (
     OPTIONS,

@@ -62,19 +62,33 @@ def parse_labeled(value: bytes | None) -> Labeled | Unusable:
         return Unusable(AggregatorDeadLetterReason.INVALID_CREATED_AT, detail)
     symbols = _symbols(record.get("symbols"))
     if symbols is None:
-        return Unusable(AggregatorDeadLetterReason.INVALID_SYMBOLS, "symbols is not a list of strings")
+        return Unusable(
+            AggregatorDeadLetterReason.INVALID_SYMBOLS, "symbols is not a list of strings"
+        )
     sentiment = record.get("sentiment")
     label = sentiment.get("label") if isinstance(sentiment, dict) else None
     probability = sentiment.get("probability") if isinstance(sentiment, dict) else None
-    if label not in ("bullish", "bearish") or not _is_probability(probability):
-        return Unusable(AggregatorDeadLetterReason.INVALID_SENTIMENT, "sentiment label/probability invalid")
+    if label not in ("bullish", "bearish") or not isinstance(probability, int | float):
+        return Unusable(
+            AggregatorDeadLetterReason.INVALID_SENTIMENT, "sentiment label/probability invalid"
+        )
+    if isinstance(probability, bool) or not 0.0 <= probability <= 1.0:
+        return Unusable(AggregatorDeadLetterReason.INVALID_SENTIMENT, "probability not in [0, 1]")
     version = record.get("model_version")
     if not isinstance(version, str) or not version:
-        return Unusable(AggregatorDeadLetterReason.INVALID_MODEL_VERSION, "model_version is not a string")
+        return Unusable(
+            AggregatorDeadLetterReason.INVALID_MODEL_VERSION, "model_version is not a string"
+        )
     author = record.get("author_sentiment")
     tagged = author in ("bullish", "bearish")
     return Labeled(
-        event_ms, symbols, label == "bullish", float(probability), tagged, tagged and author == label, version
+        event_ms,
+        symbols,
+        label == "bullish",
+        float(probability),
+        tagged,
+        tagged and author == label,
+        version,
     )
 
 
@@ -109,7 +123,3 @@ def _symbols(raw: object) -> tuple[str, ...] | None:
         if name:
             seen[name] = None
     return tuple(seen)
-
-
-def _is_probability(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0

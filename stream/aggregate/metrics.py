@@ -4,6 +4,7 @@ the watchlist plus this instance's top symbols by volume (`SymbolGauges`)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal
@@ -46,7 +47,9 @@ class AggregatorMetrics:
 
         self.consumed = Counter(*doc("messages_consumed_total"), registry=registry)
         self.without_symbols = Counter(*doc("messages_without_symbols_total"), registry=registry)
-        self.emitted = Counter(*doc("windows_emitted_total"), ["window", "final"], registry=registry)
+        self.emitted = Counter(
+            *doc("windows_emitted_total"), ["window", "final"], registry=registry
+        )
         self.late = Counter(*doc("late_records_total"), ["window"], registry=registry)
         self.stale = Counter(*doc("stale_partials_total"), registry=registry)
         self.dead_letters = Counter(*doc("dead_letters_total"), ["reason"], registry=registry)
@@ -110,7 +113,5 @@ class SymbolGauges:
 
     def _remove(self, *labels: Any) -> None:
         for gauge in (self._share, self._messages):
-            try:
+            with contextlib.suppress(KeyError):
                 gauge.remove(*labels)
-            except KeyError:
-                pass

@@ -41,8 +41,12 @@ class AggregatorService:
             settings.repartition_partitions,
         )
         log.info("%d input partitions, %d repartition partitions", inputs, partitions)
-        common = {"metrics": metrics, "stop": self._stop, "exactly_once": settings.exactly_once,
-                  "stall_timeout_s": settings.stall_timeout_s}  # fmt: skip
+        common: dict[str, Any] = {
+            "metrics": metrics,
+            "stop": self._stop,
+            "exactly_once": settings.exactly_once,
+            "stall_timeout_s": settings.stall_timeout_s,
+        }
         self._reader = ChangelogReader(settings.kafka, self._client_id("restore"))
         self.rekey = RekeyStage(
             *self._clients("rekey", settings.group_id, settings.max_poll_records),

@@ -103,16 +103,20 @@ class WindowStage(Stage):
     def _send(self, finals: dict[int, Final], offsets: dict[Any, OffsetAndMetadata]) -> list[Any]:
         send = self.producer.send
         futures = []
-        for k, windows in finals.items():
+        for windows in finals.values():
             for window, partial in windows:
-                key, value = window_record.encode(window_record.window_record(window, partial, True))
+                key, value = window_record.encode(
+                    window_record.window_record(window, partial, True)
+                )
                 futures.append(send(self.output_topic, key=key, value=value))
         if not self.exactly_once:  # outputs before the changelog: a crash repeats, never loses
             self.producer.flush()
         for tp, offset in offsets.items():
             state = self.states[tp.partition]
-            for key, value in state.changes(finals[tp.partition], offset.offset):
-                futures.append(send(self.changelog_topic, key=key, value=value, partition=tp.partition))
+            for change, value in state.changes(finals[tp.partition], offset.offset):
+                futures.append(
+                    send(self.changelog_topic, key=change, value=value, partition=tp.partition)
+                )
         return futures
 
     def _restore_pending(self) -> None:

@@ -4,7 +4,6 @@ instances joining and leaving; at-least-once repeats only what its docs say."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 
 from stream.aggregate.window_record import schema
 from tests.aggregate_support import (
-    P,
     AggregatorProcess,
+    P,
     ground_truth,
     labeled_stream,
     mismatches,
