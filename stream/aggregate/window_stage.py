@@ -113,9 +113,9 @@ class WindowStage(Stage):
             self.producer.flush()
         for tp, offset in offsets.items():
             state = self.states[tp.partition]
-            for change, value in state.changes(finals[tp.partition], offset.offset):
+            for change, changed in state.changes(finals[tp.partition], offset.offset):
                 futures.append(
-                    send(self.changelog_topic, key=change, value=value, partition=tp.partition)
+                    send(self.changelog_topic, key=change, value=changed, partition=tp.partition)
                 )
         return futures
 
