@@ -10,7 +10,8 @@ from typing import NamedTuple
 import orjson
 
 _EPOCH_MS_BY_TEXT: dict[str, int] = {}  # created_at repeats (second resolution): parse once
-_CACHE_LIMIT = 200_000
+_SYMBOLS_BY_LIST: dict[tuple[object, ...], tuple[str, ...]] = {}
+_CACHE_LIMIT = 200_000  # entries per cache before it starts over
 
 
 class AggregatorDeadLetterReason(enum.StrEnum):
@@ -115,11 +116,25 @@ def epoch_ms(created_at: object) -> int | None:
 
 
 def _symbols(raw: object) -> tuple[str, ...] | None:
-    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+    """The symbols, normalized; None unless a list of strings. Lists repeat (the same few
+    symbols): each distinct one is normalized once."""
+    if type(raw) is not list:
+        return None
+    try:
+        given = tuple(raw)
+        cached = _SYMBOLS_BY_LIST.get(given)
+    except TypeError:  # an unhashable item: not a string
+        return None
+    if cached is not None:
+        return cached
+    if not all(isinstance(s, str) for s in given):
         return None
     seen: dict[str, None] = {}
-    for symbol in raw:
+    for symbol in given:
         name = symbol.strip().removeprefix("$").upper()
         if name:
             seen[name] = None
-    return tuple(seen)
+    if len(_SYMBOLS_BY_LIST) >= _CACHE_LIMIT:
+        _SYMBOLS_BY_LIST.clear()
+    normalized = _SYMBOLS_BY_LIST[given] = tuple(seen)
+    return normalized
