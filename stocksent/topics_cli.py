@@ -1,4 +1,4 @@
-"""`stocksent topics create`: the input, output and DLQ topics."""
+"""`stocksent topics create`: the input, output and DLQ topics, and the aggregator's."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from stocksent import topics
 from stocksent.kafka_settings import CONNECTION_OPTIONS, client_config
 from stocksent.options import Option, SettingsError, add_options, positive_int, resolve
 from stocksent.preflight import check_kafka
+
+# The aggregator's changelog keeps the last state per key (a window closed is a tombstone)
+CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
 
 OPTIONS: tuple[Option, ...] = (
     *CONNECTION_OPTIONS,
@@ -60,6 +63,17 @@ def create_topics(settings: Mapping[str, Any], partitions: int) -> list[str]:
             NewTopic(topics.INPUT_TOPIC, partitions, 1),
             NewTopic(topics.OUTPUT_TOPIC, partitions, 1),
             NewTopic(topics.DLQ_TOPIC, 1, 1),
+            # the aggregator's: its output, its internal topics (as many partitions as its
+            # input; the changelog compacted) and its DLQ
+            NewTopic(topics.BY_SYMBOL_TOPIC, partitions, 1),
+            NewTopic(topics.BY_SYMBOL_REPARTITION_TOPIC, partitions, 1),
+            NewTopic(
+                topics.BY_SYMBOL_CHANGELOG_TOPIC,
+                partitions,
+                1,
+                topic_configs=dict(CHANGELOG_CONFIGS),
+            ),
+            NewTopic(topics.SENTIMENT_DLQ_TOPIC, 1, 1),
         ],
     )
 

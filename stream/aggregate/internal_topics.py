@@ -16,9 +16,7 @@ from kafka.admin import NewTopic
 from stocksent import topics
 from stocksent.failures import BadInputError
 from stocksent.kafka_settings import client_config
-from stocksent.topics_cli import ensure_topics
-
-CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+from stocksent.topics_cli import CHANGELOG_CONFIGS, ensure_topics
 
 
 def partition_counts(kafka: Any, names: list[str]) -> dict[str, int]:
@@ -56,7 +54,7 @@ def ensure_internal_topics(
         kafka,
         [
             NewTopic(repartition, partitions, 1),
-            NewTopic(changelog, partitions, 1, topic_configs=CHANGELOG_CONFIGS),
+            NewTopic(changelog, partitions, 1, topic_configs=dict(CHANGELOG_CONFIGS)),
             NewTopic(output, partitions, 1),
             NewTopic(dlq, 1, 1),
         ],

@@ -64,6 +64,7 @@ class AggregatorService:
             views=settings.views,
             grace_ms=settings.grace_ms,
             input_partitions=inputs,
+            emit_every_ms=settings.emit_every_ms,
             output_topic=settings.output_topic,
             changelog_topic=settings.changelog_topic,
             restore=self._reader.restore,

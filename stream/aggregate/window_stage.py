@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,7 @@ class WindowStage(Stage):
         views: tuple[View, ...],
         grace_ms: int,
         input_partitions: int,
+        emit_every_ms: int,
         output_topic: str,
         changelog_topic: str,
         restore: Callable[[list[TopicPartition]], dict[int, PartitionState]],
@@ -60,6 +62,8 @@ class WindowStage(Stage):
         self.input_partitions = input_partitions
         self.output_topic, self.changelog_topic = output_topic, changelog_topic
         self._restore = restore
+        self.emit_every_s = emit_every_ms / 1000
+        self._last_early = time.monotonic()
         self.states: dict[int, PartitionState] = {}
         self._unrestored: set[int] = set()
 
@@ -91,24 +95,33 @@ class WindowStage(Stage):
                 if record.offset >= state.applied_offset:
                     state.apply(record.key, record.value, grace, inputs)
             finals[tp.partition] = state.take_final(grace, inputs)
+        early = self._take_early()
         offsets = {
             tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()
         }
-        if not self.commit(batch, lambda: self._send(finals, offsets), offsets):
+        if not self.commit(batch, lambda: self._send(finals, early, offsets), offsets):
             self._forget([tp.partition for tp in batch])  # restored again from the changelog
             return False
-        self._count(finals)
+        self._count(finals, early)
         return True
 
-    def _send(self, finals: dict[int, Final], offsets: dict[Any, OffsetAndMetadata]) -> list[Any]:
+    def _take_early(self) -> Final:
+        """With --emit-every: the open windows updated since the last early update, once
+        that long has passed (early updates ride with a batch: no batch, no change)."""
+        if not self.emit_every_s or time.monotonic() - self._last_early < self.emit_every_s:
+            return []
+        self._last_early = time.monotonic()
+        return [item for state in self.states.values() for item in state.take_updated()]
+
+    def _send(
+        self, finals: dict[int, Final], early: Final, offsets: dict[Any, OffsetAndMetadata]
+    ) -> list[Any]:
         send = self.producer.send
         futures = []
-        for windows in finals.values():
-            for window, partial in windows:
-                key, value = window_record.encode(
-                    window_record.window_record(window, partial, True)
-                )
-                futures.append(send(self.output_topic, key=key, value=value))
+        outputs = [(item, True) for windows in finals.values() for item in windows]
+        for (window, partial), final in [*outputs, *((item, False) for item in early)]:
+            key, value = window_record.encode(window_record.window_record(window, partial, final))
+            futures.append(send(self.output_topic, key=key, value=value))
         if not self.exactly_once:  # outputs before the changelog: a crash repeats, never loses
             self.producer.flush()
         for tp, offset in offsets.items():
@@ -136,12 +149,14 @@ class WindowStage(Stage):
             self.states.pop(k, None)
             self._unrestored.add(k)
 
-    def _count(self, finals: dict[int, Final]) -> None:
+    def _count(self, finals: dict[int, Final], early: Final) -> None:
         emitted: Counter[str] = Counter()
         gauges = self.metrics.symbols
+        for (_, size, _), _ in early:
+            self.metrics.emitted.labels(self._view(size), "false").inc()
         for windows in finals.values():
             for (symbol, size, start), partial in windows:
-                view = self.view_names.get(size, f"{size // 1000}s")
+                view = self._view(size)
                 emitted[view] += 1
                 gauges.final(view, start, symbol, partial[0], partial[1] / partial[0])
         for view, count in emitted.items():
@@ -154,6 +169,9 @@ class WindowStage(Stage):
             for state in self.states.values():
                 state.stale = 0
         self._gauge_open_windows()
+
+    def _view(self, size_ms: int) -> str:
+        return self.view_names.get(size_ms, f"{size_ms // 1000}s")
 
     def _gauge_open_windows(self) -> None:
         by_size: Counter[int] = Counter()

@@ -27,7 +27,8 @@ class PartitionState:
         self.windows: dict[WindowKey, Partial] = {}
         self.watermarks: dict[int, int] = {}  # input partition -> ms
         self.applied_offset = -1  # repartition records below it are in the state
-        self._touched: set[WindowKey] = set()
+        self._touched: set[WindowKey] = set()  # since the last changelog write
+        self._updated: set[WindowKey] = set()  # since the last early update
         self._moved: set[int] = set()
         self.stale = 0  # partials for windows already final (at-least-once re-sends)
 
@@ -54,6 +55,7 @@ class PartitionState:
                 continue
             merge_into(self.windows, window, partial)
             self._touched.add(window)
+            self._updated.add(window)
 
     def take_final(self, grace_ms: int, inputs: int) -> list[tuple[WindowKey, Partial]]:
         """Removes and returns the windows that are final, by (start, size, symbol)."""
@@ -65,6 +67,12 @@ class PartitionState:
             del self.windows[window]
         final.sort(key=lambda item: (item[0][2], item[0][1], item[0][0]))
         return final
+
+    def take_updated(self) -> list[tuple[WindowKey, Partial]]:
+        """The open windows that changed since the last call (for early updates)."""
+        updated = [(k, self.windows[k]) for k in sorted(self._updated) if k in self.windows]
+        self._updated.clear()
+        return updated
 
     def changes(
         self, final: Iterable[tuple[WindowKey, Partial]], next_offset: int

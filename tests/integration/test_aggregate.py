@@ -4,6 +4,7 @@ instances joining and leaving; at-least-once repeats only what its docs say."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from stream.aggregate.window_record import schema
 from tests.aggregate_support import (
@@ -49,12 +51,28 @@ def topics(make_topic: Callable[..., str]) -> dict[str, str]:
     return {"in": make_topic("sentiment", PARTITIONS), "out": out + ".agg", "dlq": out + ".dlq"}
 
 
-def emitted(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:
-    records = drain(bootstrap, topic, expected=expected, timeout_s=180,
-                    isolation_level="read_committed", idle_s=3.0)  # fmt: skip
+def emitted(bootstrap: str, topic: str, finals: int, early: bool = False) -> list[dict[str, Any]]:
+    """The committed output once `finals` final windows are in (and 3 s more for extras);
+    with `early`, the early updates too."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
+    records: list[Any] = []
+    try:
+        wait_for(lambda: consumer.partitions_for_topic(topic), 60, f"topic {topic}")
+        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+        deadline, reached = time.monotonic() + 180, None
+        while time.monotonic() < deadline and (reached is None or time.monotonic() < reached):
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+            values = [orjson.loads(r.value) for r in records]
+            if reached is None and sum(v["final"] for v in values) >= finals:
+                reached = time.monotonic() + 3.0
+    finally:
+        consumer.close()
     for record in records:
         assert record.key.decode() == orjson.loads(record.value)["symbol"]
-    return [orjson.loads(r.value) for r in records]
+    values = [orjson.loads(r.value) for r in records]
+    return values if early else [v for v in values if v["final"]]
 
 
 def exactly_once(records: list[dict[str, Any]]) -> dict[tuple[str, int, int], dict[str, Any]]:
@@ -72,19 +90,31 @@ def test_every_final_window_equals_the_ground_truth(
     assert truth.late[10] > 0 and truth.dead_late > 0  # the stream exercises lateness
     produce_stream(kafka_bootstrap, topics["in"], stream, 1)
     aggregator = AggregatorProcess(
-        kafka_bootstrap, [*common_args(topics, group_id, "exactly-once"), "--instance-id", "a"],
+        kafka_bootstrap, [*common_args(topics, group_id, "exactly-once"), "--instance-id", "a",
+                          "--max-poll-records", "500", "--emit-every", "1ms"],
         tmp_path / "a.log",
     )  # fmt: skip
     try:
         aggregator.wait_ready(timeout=60)
-        records = emitted(kafka_bootstrap, topics["out"], len(truth.windows))
+        records = emitted(kafka_bootstrap, topics["out"], len(truth.windows), early=True)
         exposition = aggregator.get("/metrics")[1]
     finally:
         aggregator.terminate()
     validator = jsonschema.Draft202012Validator(schema())
     for record in records:
         validator.validate(record)
-    assert mismatches(exactly_once(records), truth) == []
+    finals = [r for r in records if r["final"]]
+    assert mismatches(exactly_once(finals), truth) == []
+    # early updates (same key, same partition: in order): before the final record of their
+    # window, never above its figures
+    early = [r for r in records if not r["final"]]
+    assert early, "--emit-every gave no early update"
+    final_at = {window_key(r): i for i, r in enumerate(records) if r["final"]}
+    for i, record in enumerate(records):
+        key = window_key(record)
+        if not record["final"] and key in final_at:
+            assert i < final_at[key], f"early update of {key} after its final record"
+            assert record["count"] <= truth.windows[key]["count"]
     for size, name in zip(SIZES_S, ("10s", "1m"), strict=True):
         assert _labeled(exposition, P + "late_records_total", window=name) == truth.late[size]
     assert _labeled(exposition, P + "dead_letters_total", reason="late") == truth.dead_late
@@ -100,8 +130,8 @@ def test_sigkill_twice_mid_stream_each_window_once_and_exact(
     truth = ground_truth(stream, SIZES_S, GRACE_S)
     thirds = _thirds(stream)
     args = [*common_args(topics, group_id, "exactly-once"), "--instance-id", "a",
-            "--max-poll-records", "300"]  # fmt: skip
-    first_id = 1
+            "--max-poll-records", "100"]  # fmt: skip
+    first_id, consumed_at_kill = 1, []
     for round_number, part in enumerate(thirds):
         produce_stream(kafka_bootstrap, topics["in"], part, first_id)
         first_id += len(part)
@@ -110,11 +140,15 @@ def test_sigkill_twice_mid_stream_each_window_once_and_exact(
             aggregator.wait_ready(timeout=60)
             if round_number < 2:  # killed while it works through its part
                 wait_for(lambda a=aggregator: _consumed(a) > 0, 60, "records consumed")
+                consumed_at_kill.append(_consumed(aggregator))
                 aggregator.kill()
             else:
                 records = emitted(kafka_bootstrap, topics["out"], len(truth.windows))
         finally:
             aggregator.terminate()
+    # each kill came mid-stream: fewer records consumed than were waiting
+    assert 0 < consumed_at_kill[0] < len(thirds[0]), consumed_at_kill
+    assert 0 < consumed_at_kill[1] < len(thirds[0]) + len(thirds[1]), consumed_at_kill
     assert mismatches(exactly_once(records), truth) == []
 
 
