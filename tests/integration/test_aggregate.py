@@ -138,15 +138,17 @@ def test_sigkill_twice_mid_stream_each_window_once_and_exact(
         aggregator = AggregatorProcess(kafka_bootstrap, args, tmp_path / f"a{round_number}.log")
         try:
             aggregator.wait_ready(timeout=60)
-            if round_number < 2:  # killed while it works through its part
-                wait_for(lambda a=aggregator: _consumed(a) > 0, 60, "records consumed")
+            if round_number < 2:  # killed while it works through its part, with state
+                wait_for(lambda a=aggregator: _finals(a) > 0, 60, "final windows emitted")
                 consumed_at_kill.append(_consumed(aggregator))
                 aggregator.kill()
             else:
                 records = emitted(kafka_bootstrap, topics["out"], len(truth.windows))
         finally:
             aggregator.terminate()
-    # each kill came mid-stream: fewer records consumed than were waiting
+    # each kill came mid-stream (fewer records consumed than were waiting) and after the
+    # window stage had committed state (restored from the changelog by the next start)
+    assert sum(map(len, thirds)) == len(stream)
     assert 0 < consumed_at_kill[0] < len(thirds[0]), consumed_at_kill
     assert 0 < consumed_at_kill[1] < len(thirds[0]) + len(thirds[1]), consumed_at_kill
     assert mismatches(exactly_once(records), truth) == []
@@ -221,8 +223,17 @@ def test_at_least_once_repeats_only_what_it_documents(
 
 
 def _thirds(stream: list[Any]) -> list[list[Any]]:
-    size = len(stream) // 3
-    return [stream[:size], stream[size : 2 * size], stream[2 * size :]]
+    """The stream in three parts, each with the next third of every partition's records
+    (in order): each part moves every partition's watermark."""
+    by_partition: dict[int, list[Any]] = defaultdict(list)
+    for record in stream:
+        by_partition[record.partition].append(record)
+    parts: list[list[Any]] = [[], [], []]
+    for records in by_partition.values():
+        size = len(records) // 3
+        for i, part in enumerate(parts):
+            part.extend(records[i * size : (i + 1) * size if i < 2 else None])
+    return parts
 
 
 def _consumed(process: AggregatorProcess) -> float:
@@ -230,6 +241,16 @@ def _consumed(process: AggregatorProcess) -> float:
         return metric_value(process.get("/metrics")[1], P + "messages_consumed_total")
     except OSError:
         return 0.0
+
+
+def _finals(process: AggregatorProcess) -> float:
+    """Final windows emitted (so the window stage has committed state to its changelog)."""
+    try:
+        exposition = process.get("/metrics")[1]
+    except OSError:
+        return 0.0
+    return sum(_labeled(exposition, P + "windows_emitted_total", final="true", window=w)
+               for w in ("10s", "1m"))  # fmt: skip
 
 
 def _labeled(exposition: str, name: str, **labels: str) -> float:
