@@ -20,6 +20,7 @@ REFERENCE = README.parent / "docs" / "REFERENCE.md"
 # (command, module, attribute holding its Option tuple)
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("stocksent classify", "stream.settings", "OPTIONS"),
+    ("stocksent aggregate", "stream.aggregate.settings", "OPTIONS"),
     ("stocksent learn", "stream.learner_cli", "OPTIONS"),
     ("stocksent produce", "producers.cli", "PRODUCER_OPTIONS"),
     ("stocksent run", "stocksent.run", "OPTIONS"),
@@ -76,10 +77,12 @@ def _metric_rows(registry: Any) -> list[str]:
 
 
 def metrics_reference() -> str:
-    """Every metric of the classifier, the producer and the learner, from their registries."""
+    """Every metric of the classifier, the producer, the learner and the aggregator, from
+    their registries."""
     from prometheus_client import CollectorRegistry
 
     from producers.metrics import ProducerMetrics
+    from stream.aggregate.metrics import AggregatorMetrics
     from stream.learner_metrics import LearnerMetrics
     from stream.metrics import ClassifierMetrics
 
@@ -90,6 +93,8 @@ def metrics_reference() -> str:
     ProducerMetrics(producer)
     learner = CollectorRegistry()
     LearnerMetrics(learner)
+    aggregator = CollectorRegistry()
+    AggregatorMetrics(aggregator, ["60s"], (), 0)
     return (
         "\n".join(
             [
@@ -107,6 +112,11 @@ def metrics_reference() -> str:
                 "",
                 *header,
                 *_metric_rows(learner),
+                "",
+                "Aggregator (`/metrics` on port 9303):",
+                "",
+                *header,
+                *_metric_rows(aggregator),
             ]
         )
         + "\n"
