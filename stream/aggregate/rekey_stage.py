@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kafka import OffsetAndMetadata
+from kafka import errors as kafka_errors
 
 from stream.aggregate import wire
 from stream.aggregate.combiner import Partial
@@ -71,7 +72,10 @@ class RekeyStage(Stage):
             self.watermarks.pop(tp.partition, None)
 
     def process(self, batch: dict[Any, list[Any]]) -> bool:
-        self._load_watermarks([tp for tp in batch if tp in self._unloaded])
+        try:
+            self._load_watermarks([tp for tp in batch if tp in self._unloaded])
+        except kafka_errors.KafkaError as err:  # read again with the batch
+            return self._recover(batch, err)
         before = dict(self.watermarks)
         rekeyed = rekey_batch(batch, self.watermarks, self.views, self.grace_ms)
         offsets = {

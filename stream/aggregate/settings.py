@@ -23,6 +23,7 @@ from stocksent.options import (
     non_negative_int,
     port,
     positive_float,
+    positive_int,
     text,
 )
 from stream.aggregate.durations import Duration, duration, optional_window_duration, window_duration
@@ -81,7 +82,7 @@ OPTIONS: tuple[Option, ...] = (
       "at-least-once", choices=PROCESSING_GUARANTEES),
     A("repartition_partitions", non_negative_int, 0, "partitions of the repartition and "
       "changelog topics when created (0: as many as the input topic)"),
-    A("max_poll_records", non_negative_int, DEFAULT_MAX_POLL_RECORDS, "records per batch "
+    A("max_poll_records", positive_int, DEFAULT_MAX_POLL_RECORDS, "records per batch "
       "(one transaction each)"),
     A("top_symbols", _top_symbols, DEFAULT_TOP_SYMBOLS, "symbols by volume exported as "
       "metric labels, besides the watchlist"),
@@ -170,7 +171,7 @@ def from_values(values: Mapping[str, Any]) -> AggregatorSettings:
         emit_every_ms=values["emit_every"].ms,
         processing_guarantee=values["processing_guarantee"],
         repartition_partitions=values["repartition_partitions"],
-        max_poll_records=values["max_poll_records"] or DEFAULT_MAX_POLL_RECORDS,
+        max_poll_records=values["max_poll_records"],
         top_symbols=values["top_symbols"],
         watchlist=values["watchlist"],
         stall_timeout_s=values["stall_timeout_s"],

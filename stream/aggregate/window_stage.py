@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kafka import OffsetAndMetadata, TopicPartition
+from kafka import errors as kafka_errors
 
 from stream.aggregate import window_record
 from stream.aggregate.combiner import Partial, WindowKey
@@ -83,10 +84,18 @@ class WindowStage(Stage):
         self._gauge_open_windows()
 
     def idle(self) -> None:
-        self._restore_pending()
+        try:
+            self._restore_pending()
+        except kafka_errors.KafkaError as err:
+            self.metrics.error("restore")
+            log.warning("window: restoring state failed (%s); trying again", err)
 
     def process(self, batch: dict[Any, list[Any]]) -> bool:
-        self._restore_pending()
+        try:
+            self._restore_pending()
+        except kafka_errors.KafkaError as err:  # read again with the batch, once restored
+            self.metrics.error("restore")
+            return self._recover(batch, err)
         finals: dict[int, Final] = {}
         grace, inputs = self.grace_ms, self.input_partitions
         for tp, records in batch.items():
