@@ -71,6 +71,9 @@ class RekeyStage(Stage):
         for tp in partitions:  # the next owner reads it back with the committed offset
             self.watermarks.pop(tp.partition, None)
 
+    def idle(self) -> None:
+        self._gauge_lag()  # grows while nothing arrives
+
     def process(self, batch: dict[Any, list[Any]]) -> bool:
         try:
             self._load_watermarks([tp for tp in batch if tp in self._unloaded])
@@ -152,6 +155,9 @@ class RekeyStage(Stage):
             reasons[unusable.reason.value] += 1
         for reason, count in reasons.items():
             metrics.dead_letters.labels(reason).inc(count)
+        self._gauge_lag()
+
+    def _gauge_lag(self) -> None:
         if self.watermarks:
             lowest = min(self.watermarks.values())
-            metrics.watermark_lag.set(max(0.0, time.time() - lowest / 1000))
+            self.metrics.watermark_lag.set(max(0.0, time.time() - lowest / 1000))

@@ -261,3 +261,20 @@ def _labeled(exposition: str, name: str, **labels: str) -> float:
             if sample.name == name and sample.labels == labels:
                 return float(sample.value)
     return 0.0
+
+
+def test_a_missing_input_or_a_changelog_of_another_size_is_one_line(
+    kafka_bootstrap: str, topics: dict[str, str], group_id: str
+) -> None:
+    from stocksent.failures import ExitCode
+    from tests.kafka_support import create_topic
+    from tests.test_one_line_errors import assert_one_line_error, stocksent
+
+    base = ["aggregate", "--bootstrap-servers", kafka_bootstrap, "--metrics-port", "0",
+            *common_args(topics, group_id, "exactly-once")]  # fmt: skip
+    missing = [*base, "--input-topic", "no.such.topic.here"]
+    line = assert_one_line_error(*stocksent(*missing), ExitCode.BAD_INPUT)
+    assert "no.such.topic.here" in line and "no such topic" in line
+    create_topic(kafka_bootstrap, topics["out"] + ".changelog", PARTITIONS + 1)
+    line = assert_one_line_error(*stocksent(*base), ExitCode.BAD_INPUT)
+    assert "changelog" in line and "must match" in line
