@@ -105,7 +105,7 @@ def test_malformed_records_say_why(value: bytes | None, reason: str) -> None:
 
 def test_symbols_are_upper_case_without_dollar_and_counted_once_per_message() -> None:
     result = parse_labeled(labeled(0, ["aapl", "$AAPL", " tsla ", "BTC.X"]))
-    assert result.symbols == ("AAPL", "TSLA", "BTC.X")  # type: ignore[union-attr]
+    assert result[1] == ("AAPL", "TSLA", "BTC.X")
 
 
 # ---- the re-key stage's batch ----------------------------------------------------------

@@ -28,16 +28,10 @@ class AggregatorDeadLetterReason(enum.StrEnum):
     LATE = "late"  # later than the grace for every view: counted in no window
 
 
-class Labeled(NamedTuple):
-    """One usable labeled record."""
-
-    event_ms: int
-    symbols: tuple[str, ...]  # upper-case, no `$`, each once
-    bullish: bool
-    probability: float
-    author_tagged: bool
-    author_agrees: bool
-    model_version: str
+# One usable labeled record, a plain tuple (built in the hot loop: a NamedTuple's __new__
+# costs a Python call): (event_ms, symbols upper-case without `$` each once, bullish,
+# probability, author_tagged, author_agrees, model_version).
+Labeled = tuple[int, tuple[str, ...], bool, float, bool, bool, str]
 
 
 class Unusable(NamedTuple):
@@ -82,7 +76,7 @@ def parse_labeled(value: bytes | None) -> Labeled | Unusable:
         )
     author = record.get("author_sentiment")
     tagged = author in ("bullish", "bearish")
-    return Labeled(
+    return (
         event_ms,
         symbols,
         label == "bullish",

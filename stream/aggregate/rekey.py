@@ -67,10 +67,10 @@ def _rekey_partition(
     for record in records:
         count += 1
         labeled = parse_labeled(record.value)
-        if isinstance(labeled, Unusable):
-            unusable.append((record, labeled))
+        if type(labeled) is not tuple:  # an Unusable (a NamedTuple)
+            unusable.append((record, labeled))  # type: ignore[arg-type]
             continue
-        event_ms, symbols, bullish, probability, tagged, agrees, version = labeled
+        event_ms, symbols, bullish, probability, tagged, agrees, version = labeled  # type: ignore[misc]
         if not symbols:
             out.without_symbols += 1
         else:
