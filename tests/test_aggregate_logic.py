@@ -264,3 +264,16 @@ def test_symbol_gauges_keep_the_watchlist_and_top_n_and_drop_the_rest() -> None:
     gauges.final("1m", 120_000, "C", 7, 0.5)  # a newer window: only C in it so far
     gauges.publish()
     assert shown() == {"C"}
+
+
+def test_the_output_record_is_valid_against_its_schema() -> None:
+    import jsonschema
+
+    from stream.aggregate.window_record import schema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    record = window_record(("BTC.X", 3_600_000, 1_780_000_000_000 // 3_600_000 * 3_600_000),
+                           [1, 0, 0.25, 0, 0, {"m-1": 1}], final=False)  # fmt: skip
+    validator.validate(record)
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({**record, "symbol": "$btc.x"})

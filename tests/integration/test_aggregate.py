@@ -26,7 +26,7 @@ from tests.aggregate_support import (
     window_key,
 )
 from tests.classifier_support import metric_value
-from tests.kafka_support import drain
+from tests.kafka_support import drain, produce
 from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -88,6 +88,8 @@ def test_every_final_window_equals_the_ground_truth(
     stream = labeled_stream(PARTITIONS, 1500)
     truth = ground_truth(stream, SIZES_S, GRACE_S)
     assert truth.late[10] > 0 and truth.dead_late > 0  # the stream exercises lateness
+    malformed = [b"not json", b"[1, 2]", b'{"symbols": ["AAPL"]}', b'{"created_at": 5}']
+    produce(kafka_bootstrap, topics["in"], [(None, v, None) for v in malformed])
     produce_stream(kafka_bootstrap, topics["in"], stream, 1)
     aggregator = AggregatorProcess(
         kafka_bootstrap, [*common_args(topics, group_id, "exactly-once"), "--instance-id", "a",
@@ -118,9 +120,13 @@ def test_every_final_window_equals_the_ground_truth(
     for size, name in zip(SIZES_S, ("10s", "1m"), strict=True):
         assert _labeled(exposition, P + "late_records_total", window=name) == truth.late[size]
     assert _labeled(exposition, P + "dead_letters_total", reason="late") == truth.dead_late
-    dead = drain(kafka_bootstrap, topics["dlq"], expected=truth.dead_late, timeout_s=60)
-    assert Counter(dict(r.headers)["dlq_reason"] for r in dead) == {b"late": truth.dead_late}
-    assert metric_value(exposition, P + "messages_consumed_total") == len(stream)
+    dead = drain(kafka_bootstrap, topics["dlq"], expected=truth.dead_late + 4, timeout_s=60)
+    assert Counter(dict(r.headers)["dlq_reason"] for r in dead) == {
+        b"late": truth.dead_late, b"invalid_json": 1, b"not_an_object": 1,
+        b"invalid_created_at": 2,
+    }  # fmt: skip
+    assert {r.value for r in dead} >= set(malformed)  # the original bytes, for inspection
+    assert metric_value(exposition, P + "messages_consumed_total") == len(stream) + 4
 
 
 def test_sigkill_twice_mid_stream_each_window_once_and_exact(
