@@ -37,7 +37,7 @@ DEFAULT_TOP_SYMBOLS = 10
 DEFAULT_WATCHLIST = ("SPY", "AAPL", "TSLA", "NVDA", "AMZN", "MSFT", "QQQ", "BTC.X")
 # Records per poll of the re-key stage: one transaction each. Large, so the fixed cost of a
 # transaction (several round trips) and the repartition records are spread over many.
-DEFAULT_MAX_POLL_RECORDS = 20_000
+DEFAULT_MAX_POLL_RECORDS = 50_000
 
 
 class AggregatorOption(Option):
