@@ -75,6 +75,7 @@ def labeled_records(count: int, seed: int = 7) -> Iterator[tuple[bytes, bytes]]:
 
 
 def preload(bootstrap: str, topic: str, count: int) -> None:
+    """Writes `count` labeled records and waits until all are acknowledged."""
     producer = bench_producer(bootstrap)
     for key, value in labeled_records(count):
         producer.send(topic, key=key, value=value)
@@ -167,6 +168,7 @@ def aggregate_figures(
 
 
 def main(argv: list[str]) -> int:
+    """Measures one drain and prints its figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.aggregate", description=__doc__)
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--messages", type=int, default=200_000)

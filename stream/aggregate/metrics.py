@@ -70,6 +70,7 @@ class AggregatorMetrics:
             self.errors.labels(stage)
 
     def error(self, stage: ErrorStage) -> None:
+        """Counts one error at a stage."""
         self.errors.labels(stage).inc()
 
 

@@ -75,7 +75,7 @@ def _rekey_partition(
             out.without_symbols += 1
         else:
             counted = False
-            for name, size in sizes:
+            for name, size in sizes:  # windows.window_start and is_past, inlined (hot)
                 start = event_ms - event_ms % size
                 if start + size + grace_ms <= watermark:
                     late[name] += 1

@@ -62,19 +62,25 @@ class RekeyStage(Stage):
         self._unloaded: set[Any] = set()  # assigned, watermark not read back yet
 
     def on_assigned(self, partitions: set[Any]) -> None:
+        """Their watermarks are read back (with their offsets) before their first batch."""
         super().on_assigned(partitions)
         self._unloaded |= partitions
 
     def on_revoked(self, partitions: set[Any]) -> None:
+        """Nothing of them is pending (see stream/aggregate/stage.py): forget their
+        watermarks."""
         super().on_revoked(partitions)
         self._unloaded -= partitions
         for tp in partitions:  # the next owner reads it back with the committed offset
             self.watermarks.pop(tp.partition, None)
 
     def idle(self) -> None:
+        """Keeps the watermark lag current while nothing arrives."""
         self._gauge_lag()  # grows while nothing arrives
 
     def process(self, batch: dict[Any, list[Any]]) -> bool:
+        """Combines the batch; sends partials, markers and DLQ copies; commits the offsets
+        with the watermarks. True when committed."""
         try:
             self._load_watermarks([tp for tp in batch if tp in self._unloaded])
         except kafka_errors.KafkaError as err:  # read again with the batch

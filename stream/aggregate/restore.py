@@ -58,4 +58,5 @@ class ChangelogReader:
         return states
 
     def close(self) -> None:
+        """Closes the consumer."""
         self.consumer.close()

@@ -45,6 +45,7 @@ class AggregatorOption(Option):
 
     @property
     def env(self) -> str:
+        """`STOCKSENT_AGGREGATOR_<NAME>`."""
         return AGGREGATOR_ENV_PREFIX + self.name.upper()
 
 
@@ -120,14 +121,17 @@ class AggregatorSettings:
 
     @property
     def exactly_once(self) -> bool:
+        """True when each batch of each stage is one Kafka transaction."""
         return self.processing_guarantee == "exactly-once"
 
     @property
     def repartition_topic(self) -> str:
+        """`<output>.repartition`."""
         return topics.repartition_topic(self.output_topic)
 
     @property
     def changelog_topic(self) -> str:
+        """`<output>.changelog`."""
         return topics.changelog_topic(self.output_topic)
 
     @property
@@ -142,6 +146,7 @@ class AggregatorSettings:
 
     @property
     def log_level_number(self) -> int:
+        """The `logging` level number."""
         return cast(int, getattr(logging, self.log_level))
 
 

@@ -85,10 +85,12 @@ class Stage:
         """Called after a poll that returned nothing."""
 
     def on_assigned(self, partitions: set[Any]) -> None:
+        """Called inside poll() with the partitions this stage gained."""
         self.assigned |= partitions
         log.info("%s: partitions assigned: %s", self.name, _names(partitions))
 
     def on_revoked(self, partitions: set[Any]) -> None:
+        """Called inside poll() with the partitions this stage lost."""
         self.assigned -= partitions
         log.info("%s: partitions revoked: %s", self.name, _names(partitions))
 

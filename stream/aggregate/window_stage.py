@@ -70,13 +70,16 @@ class WindowStage(Stage):
 
     @property
     def restoring(self) -> bool:
+        """True while an assigned partition's state is not restored yet."""
         return bool(self._unrestored)
 
     def on_assigned(self, partitions: set[Any]) -> None:
+        """Their state is restored from the changelog before their first record."""
         super().on_assigned(partitions)
         self._unrestored |= {tp.partition for tp in partitions}
 
     def on_revoked(self, partitions: set[Any]) -> None:
+        """Drops their state: the changelog has it for their next owner."""
         super().on_revoked(partitions)
         for tp in partitions:
             self.states.pop(tp.partition, None)
@@ -84,6 +87,7 @@ class WindowStage(Stage):
         self._gauge_open_windows()
 
     def idle(self) -> None:
+        """Restores newly assigned partitions even when no record came."""
         try:
             self._restore_pending()
         except kafka_errors.KafkaError as err:
@@ -91,6 +95,8 @@ class WindowStage(Stage):
             log.warning("window: restoring state failed (%s); trying again", err)
 
     def process(self, batch: dict[Any, list[Any]]) -> bool:
+        """Applies the batch, takes the final windows, sends them and the changelog
+        changes, commits the offsets. True when committed."""
         try:
             self._restore_pending()
         except kafka_errors.KafkaError as err:  # read again with the batch, once restored

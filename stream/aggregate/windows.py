@@ -23,6 +23,7 @@ class View:
 
     @property
     def seconds(self) -> int:
+        """The size in whole seconds (`window_seconds` of the output)."""
         return self.size_ms // 1000
 
 

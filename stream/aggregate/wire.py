@@ -47,15 +47,18 @@ def decode_repartition(
 
 
 def window_changelog_key(key: WindowKey) -> bytes:
+    """The changelog key of a window's state."""
     symbol, size, start = key
     return f"w/{size}/{start}/{symbol}".encode()
 
 
 def watermark_changelog_key(input_partition: int) -> bytes:
+    """The changelog key of an input partition's latest watermark."""
     return f"m/{input_partition}".encode()
 
 
 def partial_value(partial: Partial) -> bytes:
+    """The changelog value of a window's state."""
     return orjson.dumps(partial)
 
 

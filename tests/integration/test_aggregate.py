@@ -119,6 +119,12 @@ def test_every_final_window_equals_the_ground_truth(
             assert record["count"] <= truth.windows[key]["count"]
     for size, name in zip(SIZES_S, ("10s", "1m"), strict=True):
         assert _labeled(exposition, P + "late_records_total", window=name) == truth.late[size]
+        finals_of_view = sum(1 for key in truth.windows if key[1] == size)
+        emitted_of_view = _labeled(exposition, P + "windows_emitted_total", window=name,
+                                   final="true")  # fmt: skip
+        assert emitted_of_view == finals_of_view
+        # only the window of the last records (far ahead, one per partition) stays open
+        assert _labeled(exposition, P + "open_windows", window=name) == 1
     assert _labeled(exposition, P + "dead_letters_total", reason="late") == truth.dead_late
     dead = drain(kafka_bootstrap, topics["dlq"], expected=truth.dead_late + 4, timeout_s=60)
     assert Counter(dict(r.headers)["dlq_reason"] for r in dead) == {
