@@ -20,7 +20,7 @@ from kafka.admin import NewTopic
 
 from common.kafka_settings import KafkaConnection
 from stocksent.service_process import ServiceProcess
-from stocksent.topics_cli import ensure_topics
+from common.topic_admin import ensure_topics
 
 
 def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:

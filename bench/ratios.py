@@ -19,6 +19,12 @@ RATE_RATIOS: dict[str, tuple[str, str, int]] = {
 }
 
 
+# measured only when the run has it: the aggregator's drain against the classifier's, both
+# from the same run (issue #21: the aggregator must drain at least twice as fast)
+AGGREGATE_RATIO = ("aggregate_vs_pipeline", "aggregate_msgs_per_s", "pipeline_msgs_per_s", 2)
+AGGREGATE_REQUIRED = 2.0
+
+
 def cpu_bound(cpu_us_per_msg: Mapping[str, float], cores: int) -> float:
     """The drain rate if every core were busy all the time on this CPU per message: no
     design of the loop on this machine can go faster without cutting the work itself."""
@@ -33,6 +39,9 @@ def ratios(result: Mapping[str, Any]) -> dict[str, float]:
         name: round(result[numerator] / result[denominator], decimals)
         for name, (numerator, denominator, decimals) in RATE_RATIOS.items()
     }
+    name, numerator, denominator, decimals = AGGREGATE_RATIO
+    if numerator in result:
+        derived[name] = round(result[numerator] / result[denominator], decimals)
     if "broker" in result["pipeline_cpu_us_per_msg"]:
         bound = cpu_bound(result["pipeline_cpu_us_per_msg"], result["machine"]["cores"])
         derived["pipeline_cpu_bound_msgs_per_s"] = round(bound, 1)

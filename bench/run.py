@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from bench.constant_model import SPEC as CONSTANT_MODEL
 from bench.cpu import CpuMeter, CpuSplit
-from bench.ratios import ratios
+from bench.ratios import AGGREGATE_REQUIRED, ratios
 from common.checkout import README
 from common.marked_sections import html_markers, section, splice
 from model.data import CANONICAL_SPLIT_DIR
@@ -629,6 +629,7 @@ def markdown(result: dict[str, Any]) -> str:
         ),
         ("classifier peak RSS", f"{result['rss_mb']:,.0f} MB"),
         ("classifier start-up to ready", f"{result['startup_s']:.1f} s"),
+        *aggregate_rows(result),
     ]
     lines = [
         f"Measured by `make bench` on {result['finished_at']} on {m['cpu_model']}, {m['cores']} "
@@ -643,9 +644,31 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def aggregate_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The aggregator's rows, when the run measured it: its drain beside the pipeline's."""
+    if "aggregate_msgs_per_s" not in result:
+        return []
+    ratio = result["aggregate_vs_pipeline"]
+    verdict = "met" if ratio >= AGGREGATE_REQUIRED else "NOT met"
+    return [
+        (
+            f"aggregator drain ({result['aggregate_messages']:,} labeled records, Kafka → "
+            "`stocksent aggregate` exactly-once → Kafka)",
+            f"{result['aggregate_msgs_per_s']:,.0f} records/s",
+        ),
+        (
+            f"aggregator / pipeline drain (issue #21: at least {AGGREGATE_REQUIRED:g})",
+            f"{ratio:.2f} ({verdict})",
+        ),
+        _cpu_row("CPU per record in the aggregator drain", result, "aggregate"),
+        ("aggregator peak RSS", f"{result['aggregate_rss_mb']:,.0f} MB"),
+    ]
+
+
 CPU_PART_NAMES = {
     "classifier_tensorflow": "TensorFlow threads",
     "classifier_python": "Python threads (loop, kafka-python)",
+    "aggregator_python": "aggregator (both stages, kafka-python)",
     "broker": "broker",
 }
 
@@ -725,6 +748,9 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
         help="extra `stocksent classify` argument (repeatable, e.g. "
         "--classifier-arg=--batch-size=512)",
     )
+    parser.add_argument(
+        "--aggregate-messages", type=int, default=200_000, help="aggregator drain size"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     parser.add_argument(
@@ -797,6 +823,17 @@ def main(argv: list[str], prog: str = "stocksent bench") -> int:
                     args.messages,
                     args.latency_seconds,
                     classifier_args,
+                    work,
+                    broker.pid() if broker is not None else None,
+                )
+            )
+            print(f"measuring the aggregator drain on {bootstrap} ...", flush=True)
+            from bench.aggregate import aggregate_figures
+
+            result.update(
+                aggregate_figures(
+                    bootstrap,
+                    args.aggregate_messages,
                     work,
                     broker.pid() if broker is not None else None,
                 )

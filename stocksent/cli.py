@@ -36,6 +36,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "feed StockTwits messages (live API, replay, synthetic) into Kafka",
     ),
     "classify": ("stream.cli", "run the classifier service: Kafka in, labels out"),
+    "aggregate": (
+        "stream.aggregate.cli",
+        "per-symbol windows of the labels: Kafka in, windows out",
+    ),
     "tail": ("stream.tail", "follow the labeled output topic (or the DLQ)"),
     "run": ("stocksent.run", "start Kafka, producer and classifier, and show the stream"),
     "bench": ("bench.run", "measure model ceiling, naive, pipeline and latency"),

@@ -1,17 +1,15 @@
-"""`stocksent topics create`: the input, output and DLQ topics."""
+"""`stocksent topics create`: the input, output and DLQ topics, and the aggregator's."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from common import topics
-from common.kafka_settings import KafkaConnection, client_config
+from common.kafka_settings import KafkaConnection
 from common.options import from_arguments, group, parser_for, shared
 from common.preflight import check_kafka
 from common.shared_options import PARTITIONS_OPTION
+from common.topic_admin import CHANGELOG_CONFIGS, ensure_topics
 
 
 @dataclass(frozen=True)
@@ -20,37 +18,6 @@ class TopicsSettings:
 
     kafka: KafkaConnection = group(KafkaConnection)
     partitions: int = shared(PARTITIONS_OPTION)
-
-
-def ensure_topics(
-    connection: KafkaConnection, wanted: Sequence[Any], timeout_s: float = 30.0
-) -> list[str]:
-    """Creates the `kafka.admin.NewTopic`s that do not exist yet and waits until every wanted
-    topic has its partitions' leaders known; returns the names it created."""
-    from kafka import KafkaAdminClient, KafkaConsumer
-
-    config = client_config(connection)
-    admin = KafkaAdminClient(**config)
-    try:
-        existing = set(admin.list_topics())
-        missing = [t for t in wanted if t.name not in existing]
-        if missing:
-            admin.create_topics(missing)
-    finally:
-        admin.close()
-    consumer = KafkaConsumer(**config, enable_auto_commit=False)  # metadata only: no group
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not all(
-            len(consumer.partitions_for_topic(t.name) or ()) == t.num_partitions for t in wanted
-        ):
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"topics {[t.name for t in wanted]} not ready in {timeout_s}s")
-            time.sleep(0.1)
-            consumer.topics()  # refresh metadata
-    finally:
-        consumer.close()
-    return [t.name for t in missing]
 
 
 def create_topics(connection: KafkaConnection, partitions: int) -> list[str]:
@@ -63,6 +30,17 @@ def create_topics(connection: KafkaConnection, partitions: int) -> list[str]:
             NewTopic(topics.INPUT_TOPIC, partitions, 1),
             NewTopic(topics.OUTPUT_TOPIC, partitions, 1),
             NewTopic(topics.DLQ_TOPIC, 1, 1),
+            # the aggregator's: its output, its internal topics (as many partitions as its
+            # input; the changelog compacted) and its DLQ
+            NewTopic(topics.BY_SYMBOL_TOPIC, partitions, 1),
+            NewTopic(topics.BY_SYMBOL_REPARTITION_TOPIC, partitions, 1),
+            NewTopic(
+                topics.BY_SYMBOL_CHANGELOG_TOPIC,
+                partitions,
+                1,
+                topic_configs=dict(CHANGELOG_CONFIGS),
+            ),
+            NewTopic(topics.SENTIMENT_DLQ_TOPIC, 1, 1),
         ],
     )
 

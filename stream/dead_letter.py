@@ -20,13 +20,12 @@ coordinates. Never retried forever.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from stream.decode import DeadLetterReason
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def dead_letter(
     key: bytes | None,
     value: bytes | None,
     original_headers: Sequence[tuple[Any, Any]] | None,
-    reason: DeadLetterReason,
+    reason: enum.StrEnum,
     detail: str,
     topic: str,
     partition: int,

@@ -13,7 +13,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from common.kafka_settings import KafkaConnection
 from stocksent.local_kafka import free_port_pair
-from stocksent.topics_cli import ensure_topics
+from common.topic_admin import ensure_topics
 
 __all__ = [
     "NonUtf8HeaderName",

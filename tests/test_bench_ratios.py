@@ -78,3 +78,9 @@ def test_the_cpu_bound_is_every_core_busy_on_the_cpu_each_message_costs() -> Non
     total_us = sum(per_message.values())
     for cores in (1, 2, 8):
         assert cpu_bound(per_message, cores) == pytest.approx(cores / (total_us * 1e-6))
+
+
+def test_the_aggregator_is_compared_with_the_pipeline_drain_of_the_same_run() -> None:
+    got = ratios(bench_result(aggregate_msgs_per_s=55_000.0))
+    assert got["aggregate_vs_pipeline"] == pytest.approx(55_000 / 26_900, abs=kept(2))
+    assert "aggregate_vs_pipeline" not in ratios(bench_result())
