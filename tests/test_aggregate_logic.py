@@ -234,7 +234,7 @@ def test_options_read_stocksent_aggregator_variables() -> None:
            "STOCKSENT_AGGREGATOR_GRACE": "500ms", "STOCKSENT_BOOTSTRAP_SERVERS": "k:9092"}  # fmt: skip
     settings = from_values(resolve({}, OPTIONS, environ=env))
     assert settings.views == (View("30s", 30_000),)
-    assert settings.grace_ms == 500 and settings.kafka["bootstrap_servers"] == "k:9092"
+    assert settings.grace_ms == 500 and settings.kafka.bootstrap_servers == "k:9092"
     assert settings.repartition_topic == "stocktwits.sentiment.by-symbol.repartition"
 
 
