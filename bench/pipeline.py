@@ -19,8 +19,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from common.kafka_settings import KafkaConnection
-from stocksent.service_process import ServiceProcess
 from common.topic_admin import ensure_topics
+from stocksent.service_process import ServiceProcess
 
 
 def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:

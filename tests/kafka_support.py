@@ -12,8 +12,8 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 
 from common.kafka_settings import KafkaConnection
-from stocksent.local_kafka import free_port_pair
 from common.topic_admin import ensure_topics
+from stocksent.local_kafka import free_port_pair
 
 __all__ = [
     "NonUtf8HeaderName",
