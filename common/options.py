@@ -365,9 +365,13 @@ def _reason(err: ValueError) -> str:
 
 def describe(settings: Any) -> str:
     """The effective configuration, one `name = value` a line, secrets masked."""
-    values = values_of(settings)
+    return describe_values(values_of(settings), options_of(type(settings)))
+
+
+def describe_values(values: Mapping[str, Any], options: Iterable[Option]) -> str:
+    """`describe` for resolved values (`resolve`) of a tuple of options."""
     lines = []
-    for option in options_of(type(settings)):
+    for option in options:
         value = values.get(option.name)
         if option.secret and value:
             shown = "********"

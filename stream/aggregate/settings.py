@@ -19,6 +19,7 @@ from common.options import (
     SettingsError,
     build,
     comma_list,
+    describe_values,
     non_empty_text,
     non_negative_int,
     port,
@@ -188,14 +189,4 @@ def from_values(values: Mapping[str, Any]) -> AggregatorSettings:
 
 def effective_configuration(values: Mapping[str, Any]) -> str:
     """The configuration as it will be used, secrets masked, for the start-up log."""
-    lines = []
-    for option in OPTIONS:
-        value = values.get(option.name)
-        if option.secret and value:
-            shown = "********"
-        elif isinstance(value, tuple):
-            shown = ",".join(map(str, value))
-        else:
-            shown = "" if value is None else str(value)
-        lines.append(f"  {option.name} = {shown}")
-    return "\n".join(lines)
+    return describe_values(values, OPTIONS)
