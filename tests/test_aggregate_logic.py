@@ -11,14 +11,14 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from common.options import SettingsError, resolve
+from common.options import SettingsError, from_arguments
 from stream.aggregate import wire
 from stream.aggregate.combiner import add_partial, empty_partial
 from stream.aggregate.durations import duration, optional_window_duration, window_duration
 from stream.aggregate.labeled_input import AggregatorDeadLetterReason, epoch_ms, parse_labeled
 from stream.aggregate.metrics import AggregatorMetrics
 from stream.aggregate.rekey import rekey_batch
-from stream.aggregate.settings import OPTIONS, from_values
+from stream.aggregate.settings import AggregatorSettings
 from stream.aggregate.window_record import window_record
 from stream.aggregate.window_state import PartitionState
 from stream.aggregate.windows import NO_WATERMARK, View, is_past, iso_ms, window_start
@@ -232,7 +232,7 @@ def test_the_output_record_has_the_figures_of_its_partial() -> None:
 def test_options_read_stocksent_aggregator_variables() -> None:
     env = {"STOCKSENT_AGGREGATOR_WINDOW": "30s", "STOCKSENT_AGGREGATOR_LONG_WINDOW": "0",
            "STOCKSENT_AGGREGATOR_GRACE": "500ms", "STOCKSENT_BOOTSTRAP_SERVERS": "k:9092"}  # fmt: skip
-    settings = from_values(resolve({}, OPTIONS, environ=env))
+    settings = from_arguments(AggregatorSettings, {}, environ=env)
     assert settings.views == (View("30s", 30_000),)
     assert settings.grace_ms == 500 and settings.kafka.bootstrap_servers == "k:9092"
     assert settings.repartition_topic == "stocktwits.sentiment.by-symbol.repartition"
@@ -245,7 +245,7 @@ def test_options_read_stocksent_aggregator_variables() -> None:
 )  # fmt: skip
 def test_bad_settings_name_the_option(given: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
-        from_values(resolve(given, OPTIONS, environ={}))
+        from_arguments(AggregatorSettings, given, environ={})
 
 
 def test_symbol_gauges_keep_the_watchlist_and_top_n_and_drop_the_rest() -> None:

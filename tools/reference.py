@@ -28,7 +28,7 @@ ENV_WIDTH = 95
 # (command, module, its settings class): every command that takes options
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("stocksent classify", "stream.settings", "ClassifierSettings"),
-    ("stocksent aggregate", "stream.aggregate.settings", "OPTIONS"),
+    ("stocksent aggregate", "stream.aggregate.settings", "AggregatorSettings"),
     ("stocksent learn", "stream.learner_cli", "LearnerSettings"),
     ("stocksent produce", "producers.cli", "ProducerSettings"),
     ("stocksent run", "stocksent.run", "RunSettings"),
@@ -42,14 +42,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 def command_options() -> list[tuple[str, tuple[Option, ...]]]:
     """(command, its options) for every command of COMMANDS."""
     return [
-        (command, _options(getattr(importlib.import_module(module), name)))
+        (command, options_of(getattr(importlib.import_module(module), name)))
         for command, module, name in COMMANDS
     ]
-
-
-def _options(declared: type | tuple[Option, ...]) -> tuple[Option, ...]:
-    """A settings class's options, or a command's tuple of them."""
-    return declared if isinstance(declared, tuple) else options_of(declared)
 
 
 def shown_default(option: Option) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -10,27 +9,22 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
-from common.options import add_options, resolve
+from common.options import describe, parse_settings
 from common.preflight import check_kafka, check_port_free
-from stream.aggregate.settings import (
-    OPTIONS,
-    AggregatorSettings,
-    effective_configuration,
-    from_values,
-)
+from stream.aggregate.settings import AggregatorSettings
 
 log = logging.getLogger("stream.aggregate")
 
 
 def parse(argv: list[str], prog: str) -> tuple[AggregatorSettings, str]:
     """Typed settings and the printable effective configuration; raises SettingsError."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Aggregate labeled StockTwits records per symbol over event-time windows.",
+    settings = parse_settings(
+        AggregatorSettings,
+        argv,
+        prog,
+        "Aggregate labeled StockTwits records per symbol over event-time windows.",
     )
-    add_options(parser, OPTIONS)
-    values = resolve(parser.parse_args(argv), OPTIONS)
-    return from_values(values), effective_configuration(values)
+    return settings, describe(settings)
 
 
 def main(argv: list[str], prog: str = "stocksent aggregate") -> int:

@@ -1,39 +1,36 @@
-"""Options of `stocksent aggregate`: one flag and one `STOCKSENT_AGGREGATOR_<NAME>` variable
-each (the connection options and `--log-level` keep the `STOCKSENT_<NAME>` every service
-shares)."""
+"""Options of `stocksent aggregate`, declared once as the fields of `AggregatorSettings`: one
+flag and one `STOCKSENT_AGGREGATOR_<NAME>` variable each (the connection options, the metrics
+address and `--log-level` keep the variables every service shares)."""
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from common import topics
-from common.kafka_settings import CONNECTION_OPTIONS, KafkaConnection
+from common.kafka_settings import KafkaConnection
+from common.metrics_endpoint import METRICS_HOST, metrics_port_option
 from common.options import (
-    ENV_PREFIX,
     LOG_LEVEL_OPTION,
-    Option,
     SettingsError,
-    build,
-    comma_list,
-    describe_values,
+    group,
+    int_between,
     non_empty_text,
     non_negative_int,
-    port,
     positive_float,
     positive_int,
+    setting,
+    shared,
     text,
 )
+from common.symbols import symbol_list
 from stream.aggregate.durations import Duration, duration, optional_window_duration, window_duration
 from stream.aggregate.windows import View
-from stream.settings import PROCESSING_GUARANTEES, ProcessingGuarantee
+from stream.settings import PROCESSING_GUARANTEES
 
-AGGREGATOR_ENV_PREFIX = ENV_PREFIX + "AGGREGATOR_"
 DEFAULT_GROUP_ID = "stocksent-aggregator"
-DEFAULT_METRICS_PORT = 9303
 DEFAULT_TOP_SYMBOLS = 10
 DEFAULT_WATCHLIST = ("SPY", "AAPL", "TSLA", "NVDA", "AMZN", "MSFT", "QQQ", "BTC.X")
 # Records per poll of the re-key stage: one transaction each. Large, so the fixed cost of a
@@ -41,84 +38,136 @@ DEFAULT_WATCHLIST = ("SPY", "AAPL", "TSLA", "NVDA", "AMZN", "MSFT", "QQQ", "BTC.
 DEFAULT_MAX_POLL_RECORDS = 50_000
 
 
-class AggregatorOption(Option):
-    """An option of the aggregator: its variable is `STOCKSENT_AGGREGATOR_<NAME>`."""
-
-    @property
-    def env(self) -> str:
-        """`STOCKSENT_AGGREGATOR_<NAME>`."""
-        return AGGREGATOR_ENV_PREFIX + self.name.upper()
-
-
-def _symbols(value: str) -> tuple[str, ...]:
-    return tuple(s.upper().removeprefix("$") for s in comma_list(value))
-
-
-def _top_symbols(value: str) -> int:
-    count = int(value)
-    if not 0 <= count <= 1000:
-        raise ValueError("must be between 0 and 1000")
-    return count
-
-
-A = AggregatorOption
-OPTIONS: tuple[Option, ...] = (
-    *CONNECTION_OPTIONS,
-    A("input_topic", non_empty_text, topics.OUTPUT_TOPIC, "topic of labeled records (read_committed)"),
-    A("output_topic", non_empty_text, topics.BY_SYMBOL_TOPIC, "topic of per-symbol windows; "
-      "its internal topics are <output>.repartition and <output>.changelog"),
-    A("dlq_topic", non_empty_text, topics.SENTIMENT_DLQ_TOPIC,
-      "topic of labeled records that cannot be used or are later than the grace"),
-    A("group_id", non_empty_text, DEFAULT_GROUP_ID, "consumer group of the aggregators (the "
-      "window stage uses <group>.windows)"),
-    A("instance_id", text, "", "stable name of this instance; names its transactional.ids "
-      "(default: the host name); each running instance needs its own"),
-    A("window", window_duration, window_duration("60s"), "tumbling window by event time"),
-    A("long_window", optional_window_duration, window_duration("1h"),
-      "a second, longer tumbling view for dashboards (0 disables)"),
-    A("grace", duration, duration("30s"), "how late (behind its partition's watermark) a "
-      "record may be and still count"),
-    A("emit_every", duration, duration("0"), "early non-final updates of open windows this "
-      "often (0: final windows only)"),
-    A("processing_guarantee", text, "exactly-once", "exactly-once (Kafka transactions) or "
-      "at-least-once", choices=PROCESSING_GUARANTEES),
-    A("repartition_partitions", non_negative_int, 0, "partitions of the repartition and "
-      "changelog topics when created (0: as many as the input topic)"),
-    A("max_poll_records", positive_int, DEFAULT_MAX_POLL_RECORDS, "records per batch "
-      "(one transaction each)"),
-    A("top_symbols", _top_symbols, DEFAULT_TOP_SYMBOLS, "symbols by volume exported as "
-      "metric labels, besides the watchlist"),
-    A("watchlist", _symbols, DEFAULT_WATCHLIST, "symbols always exported as metric labels"),
-    A("stall_timeout_s", positive_float, 60.0, "seconds without progress on waiting input "
-      "after which /healthz reports the loop stuck"),
-    A("metrics_host", non_empty_text, "127.0.0.1", "address of /metrics, /healthz, /readyz"),
-    A("metrics_port", port, DEFAULT_METRICS_PORT, "port of /metrics (0 disables)"),
-    LOG_LEVEL_OPTION,
-)  # fmt: skip
-
-
 @dataclass(frozen=True)
 class AggregatorSettings:
     """The resolved, typed settings of one aggregator instance."""
 
-    kafka: KafkaConnection
-    input_topic: str
-    output_topic: str
-    dlq_topic: str
-    group_id: str
-    instance_id: str
-    views: tuple[View, ...]
-    grace_ms: int
-    emit_every_ms: int
-    processing_guarantee: ProcessingGuarantee
-    repartition_partitions: int
-    max_poll_records: int
-    top_symbols: int
-    watchlist: tuple[str, ...]
-    stall_timeout_s: float
-    metrics_host: str
-    metrics_port: int
-    log_level: str
+    kafka: KafkaConnection = group(KafkaConnection)
+    input_topic: str = setting(
+        non_empty_text,
+        topics.OUTPUT_TOPIC,
+        "topic of labeled records (read_committed)",
+        env="AGGREGATOR_INPUT_TOPIC",
+    )
+    output_topic: str = setting(
+        non_empty_text,
+        topics.BY_SYMBOL_TOPIC,
+        "topic of per-symbol windows; its internal "
+        "topics are <output>.repartition and <output>.changelog",
+        env="AGGREGATOR_OUTPUT_TOPIC",
+    )
+    dlq_topic: str = setting(
+        non_empty_text,
+        topics.SENTIMENT_DLQ_TOPIC,
+        "topic of labeled records that cannot be used or are later than the grace",
+        env="AGGREGATOR_DLQ_TOPIC",
+    )
+    group_id: str = setting(
+        non_empty_text,
+        DEFAULT_GROUP_ID,
+        "consumer group of the aggregators (the window stage uses <group>.windows)",
+        env="AGGREGATOR_GROUP_ID",
+    )
+    instance_name: str = setting(
+        text,
+        "",
+        "stable name of this instance; names its transactional.ids (default: the "
+        "host name); each running instance needs its own",
+        flag="instance_id",
+        env="AGGREGATOR_INSTANCE_ID",
+    )
+    window: Duration = setting(
+        window_duration, "60s", "tumbling window by event time", env="AGGREGATOR_WINDOW"
+    )
+    long_window: Duration | None = setting(
+        optional_window_duration,
+        "1h",
+        "a second, longer tumbling view for dashboards (0 disables)",
+        env="AGGREGATOR_LONG_WINDOW",
+    )
+    grace: Duration = setting(
+        duration,
+        "30s",
+        "how late (behind its partition's watermark) a record may be and still count",
+        env="AGGREGATOR_GRACE",
+    )
+    emit_every: Duration = setting(
+        duration,
+        "0",
+        "early non-final updates of open windows this often (0: final windows only)",
+        env="AGGREGATOR_EMIT_EVERY",
+    )
+    processing_guarantee: str = setting(
+        text,
+        "exactly-once",
+        "exactly-once (Kafka transactions) or at-least-once",
+        choices=PROCESSING_GUARANTEES,
+        env="AGGREGATOR_PROCESSING_GUARANTEE",
+    )
+    repartition_partitions: int = setting(
+        non_negative_int,
+        0,
+        "partitions of the repartition and changelog topics when created "
+        "(0: as many as the input topic)",
+        env="AGGREGATOR_REPARTITION_PARTITIONS",
+    )
+    max_poll_records: int = setting(
+        positive_int,
+        DEFAULT_MAX_POLL_RECORDS,
+        "records per batch (one transaction each)",
+        env="AGGREGATOR_MAX_POLL_RECORDS",
+    )
+    top_symbols: int = setting(
+        int_between(0, 1000),
+        DEFAULT_TOP_SYMBOLS,
+        "symbols by volume exported as metric labels, besides the watchlist",
+        env="AGGREGATOR_TOP_SYMBOLS",
+    )
+    watchlist: tuple[str, ...] = setting(
+        symbol_list,
+        DEFAULT_WATCHLIST,
+        "symbols always exported as metric labels",
+        env="AGGREGATOR_WATCHLIST",
+    )
+    stall_timeout_s: float = setting(
+        positive_float,
+        60.0,
+        "seconds without progress on waiting input after which /healthz reports the loop stuck",
+        env="AGGREGATOR_STALL_TIMEOUT_S",
+    )
+    metrics_host: str = shared(METRICS_HOST)
+    metrics_port: int = shared(metrics_port_option("aggregator"), flag="metrics_port")
+    log_level: str = shared(LOG_LEVEL_OPTION)
+
+    def __post_init__(self) -> None:
+        long_window = self.long_window
+        if long_window is not None and long_window.ms <= self.window.ms:
+            raise SettingsError(
+                f"--long-window {long_window.name}: must be longer than --window {self.window.name}"
+            )
+        if len({self.input_topic, self.output_topic, self.dlq_topic}) < 3:
+            raise SettingsError("--input-topic, --output-topic and --dlq-topic must all differ")
+
+    @property
+    def instance_id(self) -> str:
+        """`--instance-id`, or the host name."""
+        return self.instance_name.strip() or socket.gethostname()
+
+    @property
+    def views(self) -> tuple[View, ...]:
+        """The window and, unless disabled, the long window."""
+        views = [View(self.window.name, self.window.ms)]
+        if self.long_window is not None:
+            views.append(View(self.long_window.name, self.long_window.ms))
+        return tuple(views)
+
+    @property
+    def grace_ms(self) -> int:
+        return self.grace.ms
+
+    @property
+    def emit_every_ms(self) -> int:
+        return self.emit_every.ms
 
     @property
     def exactly_once(self) -> bool:
@@ -149,44 +198,3 @@ class AggregatorSettings:
     def log_level_number(self) -> int:
         """The `logging` level number."""
         return cast(int, getattr(logging, self.log_level))
-
-
-def from_values(values: Mapping[str, Any]) -> AggregatorSettings:
-    """Typed settings from `common.options.resolve` output; raises SettingsError."""
-    window: Duration = values["window"]
-    long_window: Duration | None = values["long_window"]
-    views = [View(window.name, window.ms)]
-    if long_window is not None:
-        if long_window.ms <= window.ms:
-            raise SettingsError(
-                f"--long-window {long_window.name}: must be longer than --window {window.name}"
-            )
-        views.append(View(long_window.name, long_window.ms))
-    names = {values["input_topic"], values["output_topic"], values["dlq_topic"]}
-    if len(names) < 3:
-        raise SettingsError("--input-topic, --output-topic and --dlq-topic must all differ")
-    return AggregatorSettings(
-        kafka=build(KafkaConnection, values),
-        input_topic=values["input_topic"],
-        output_topic=values["output_topic"],
-        dlq_topic=values["dlq_topic"],
-        group_id=values["group_id"],
-        instance_id=(values["instance_id"] or "").strip() or socket.gethostname(),
-        views=tuple(views),
-        grace_ms=values["grace"].ms,
-        emit_every_ms=values["emit_every"].ms,
-        processing_guarantee=values["processing_guarantee"],
-        repartition_partitions=values["repartition_partitions"],
-        max_poll_records=values["max_poll_records"],
-        top_symbols=values["top_symbols"],
-        watchlist=values["watchlist"],
-        stall_timeout_s=values["stall_timeout_s"],
-        metrics_host=values["metrics_host"],
-        metrics_port=values["metrics_port"],
-        log_level=values["log_level"],
-    )
-
-
-def effective_configuration(values: Mapping[str, Any]) -> str:
-    """The configuration as it will be used, secrets masked, for the start-up log."""
-    return describe_values(values, OPTIONS)
