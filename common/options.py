@@ -315,7 +315,7 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> N
                 option.flag,
                 dest=option.name,
                 default=None,
-                metavar=option.name.upper(),
+                metavar=option.flag.removeprefix("--").replace("-", "_").upper(),
                 choices=option.choices,
                 help=help_text,
             )
