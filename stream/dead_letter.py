@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stream.kafka_port import InputRecord
+
 log = logging.getLogger(__name__)
 
 REASON = "dlq_reason"
@@ -130,6 +132,31 @@ def dead_letter(
         headers.append((TRUNCATED_FROM, str(len(value)).encode()))
         value = bytes(value[: max(0, room)])
     return DeadLetter(key=key, value=value, headers=kept + headers)
+
+
+def dead_letter_of(
+    record: InputRecord,
+    reason: enum.StrEnum,
+    detail: str,
+    dead_lettered_at: str,
+    max_bytes: int = MAX_DLQ_RECORD_BYTES,
+    minimal: bool = False,
+) -> DeadLetter:
+    """`dead_letter` for a consumed record: its key, value, headers and coordinates."""
+    return dead_letter(
+        key=record.key,
+        value=record.value,
+        original_headers=record.headers,
+        reason=reason,
+        detail=detail,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        dead_lettered_at=dead_lettered_at,
+        max_bytes=max_bytes,
+        minimal=minimal,
+    )
 
 
 def dlq_record_limit(client_config: Mapping[str, Any], topic: str) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kafka import errors as kafka_errors
 
-from stream.dead_letter import MAX_DLQ_RECORD_BYTES, RefusedRecords, dead_letter, is_permanent
+from stream.dead_letter import MAX_DLQ_RECORD_BYTES, RefusedRecords, dead_letter_of, is_permanent
 from stream.decode import ClassifiableMessage, DeadLetterReason, Rejection
 from stream.kafka_port import InputRecord, ProducerPort, SendFuture
 from stream.predictor import label_for
@@ -150,19 +150,13 @@ class Publisher:
         if rejection.reason is DeadLetterReason.OUTPUT_REFUSED:
             refusals -= 1  # its first refusal was the labeled record's
         for minimal in (False, True)[max(0, refusals) :]:
-            letter = dead_letter(
-                key=record.key,
-                value=record.value,
-                original_headers=record.headers,
-                reason=rejection.reason,
-                detail=rejection.detail,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                timestamp_ms=record.timestamp,
-                dead_lettered_at=dead_lettered_at,
-                max_bytes=self.dlq_max_bytes,
-                minimal=minimal,
+            letter = dead_letter_of(
+                record,
+                rejection.reason,
+                rejection.detail,
+                dead_lettered_at,
+                self.dlq_max_bytes,
+                minimal,
             )
             try:
                 return self._producer.send(

@@ -26,7 +26,7 @@ from stream.aggregate.metrics import AggregatorMetrics
 from stream.aggregate.rekey import RekeyedBatch, rekey_batch
 from stream.aggregate.stage import Stage
 from stream.aggregate.windows import NO_WATERMARK, View
-from stream.dead_letter import dead_letter
+from stream.dead_letter import dead_letter_of
 from stream.sentiment_record import utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -131,19 +131,7 @@ class RekeyStage(Stage):
         return futures
 
     def _dead_letter(self, record: Any, unusable: Unusable, now: str) -> Any:
-        letter = dead_letter(
-            key=record.key,
-            value=record.value,
-            original_headers=record.headers,
-            reason=unusable.reason,
-            detail=unusable.detail,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp_ms=record.timestamp,
-            dead_lettered_at=now,
-            max_bytes=self.dlq_max_bytes,
-        )
+        letter = dead_letter_of(record, unusable.reason, unusable.detail, now, self.dlq_max_bytes)
         return self.producer.send(
             self.dlq_topic, key=letter.key, value=letter.value, headers=letter.headers
         )
