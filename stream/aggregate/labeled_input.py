@@ -4,10 +4,11 @@ read fast: one orjson parse, no objects beyond a tuple."""
 from __future__ import annotations
 
 import enum
-from datetime import datetime
 from typing import NamedTuple
 
 import orjson
+
+from common.timestamps import parse_iso_utc
 
 _EPOCH_MS_BY_TEXT: dict[str, int] = {}  # created_at repeats (second resolution): parse once
 _SYMBOLS_BY_LIST: dict[tuple[object, ...], tuple[str, ...]] = {}
@@ -94,14 +95,9 @@ def epoch_ms(created_at: object) -> int | None:
     cached = _EPOCH_MS_BY_TEXT.get(created_at)
     if cached is not None:
         return cached
-    try:
-        moment = datetime.fromisoformat(created_at)
-    except ValueError:
+    seconds = parse_iso_utc(created_at)
+    if seconds is None:
         return None
-    if moment.tzinfo is None:
-        seconds = (moment - datetime(1970, 1, 1)).total_seconds()
-    else:
-        seconds = moment.timestamp()
     ms = round(seconds * 1000)
     if len(_EPOCH_MS_BY_TEXT) >= _CACHE_LIMIT:
         _EPOCH_MS_BY_TEXT.clear()

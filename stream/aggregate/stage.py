@@ -18,23 +18,15 @@ from kafka import ConsumerRebalanceListener, OffsetAndMetadata
 from kafka import errors as kafka_errors
 
 from stream.aggregate.metrics import AggregatorMetrics, ErrorStage
+from stream.committing import FENCED_ERRORS, SHUTDOWN_STEP_TIMEOUT_MS
 from stream.liveness import Liveness
 from stream.offsets import first_offsets
+from stream.publish_commit import FatalServiceError
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_MS = 200
 RETRY_BACKOFF_S = 1.0
-SHUTDOWN_STEP_TIMEOUT_MS = 5000
-FENCED = (
-    kafka_errors.ProducerFencedError,
-    kafka_errors.InvalidProducerEpochError,
-    kafka_errors.TransactionalIdAuthorizationFailedError,
-)
-
-
-class FatalServiceError(RuntimeError):
-    """The service cannot go on (fenced by another instance with its transactional.id)."""
 
 
 class Stage:
@@ -135,7 +127,7 @@ class Stage:
             return self._recover(batch, err)
 
     def _recover(self, batch: Mapping[Any, Sequence[Any]], err: Exception) -> bool:
-        if isinstance(err, FENCED):
+        if isinstance(err, FENCED_ERRORS):
             raise FatalServiceError(
                 f"{self.name}: transactional.id used by another instance ({err}); give each "
                 "instance its own --instance-id"

@@ -9,7 +9,8 @@ event time seen there before it): the window may have been emitted already.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+
+from common.timestamps import iso_utc_ms
 
 NO_WATERMARK = -(2**63)  # an input partition nothing was read from yet
 
@@ -41,5 +42,4 @@ def is_past(start_ms: int, size_ms: int, grace_ms: int, watermark_ms: int) -> bo
 
 def iso_ms(epoch_ms: int) -> str:
     """ISO-8601 UTC with milliseconds and a `Z`, e.g. `2026-12-04T18:01:00.000Z`."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc_ms(epoch_ms / 1000)
