@@ -365,13 +365,9 @@ def _reason(err: ValueError) -> str:
 
 def describe(settings: Any) -> str:
     """The effective configuration, one `name = value` a line, secrets masked."""
-    return describe_values(values_of(settings), options_of(type(settings)))
-
-
-def describe_values(values: Mapping[str, Any], options: Iterable[Option]) -> str:
-    """`describe` for resolved values (`resolve`) of a tuple of options."""
+    values = values_of(settings)
     lines = []
-    for option in options:
+    for option in options_of(type(settings)):
         value = values.get(option.name)
         if option.secret and value:
             shown = "********"
