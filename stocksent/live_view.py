@@ -82,6 +82,7 @@ class Status:
 
     classifier_port: int
     producer_port: int
+    aggregator_port: int = 0
     published: float = 0.0  # by the producer, acknowledged
     labeled: float = 0.0
     consumed: float = 0.0
@@ -92,6 +93,7 @@ class Status:
     api_detail: str = ""  # the producer's last warning, e.g. "connection error (gaierror)"
     _last: tuple[float, float] = field(default_factory=lambda: (time.monotonic(), 0.0))
     per_second: float = 0.0  # labeled a second since the last refresh
+    windows: float = 0.0  # final per-symbol windows the aggregator published
 
     def refresh(self) -> None:
         """Reads both /metrics pages (a service that does not answer keeps its last values)."""
@@ -126,6 +128,15 @@ class Status:
                     if value and dict(labels).get("outcome") != "2xx"
                 }
             )
+        aggregator = scrape(self.aggregator_port)
+        if aggregator:
+            self.windows = sum(
+                value
+                for labels, value in aggregator.get(
+                    "stocksent_aggregator_windows_emitted_total", {}
+                ).items()
+                if dict(labels).get("final") == "true"
+            )
         now = time.monotonic()
         if now > self._last[0]:
             self.per_second = (self.labeled - self._last[1]) / (now - self._last[0])
@@ -142,6 +153,8 @@ class Status:
             f"lag {int(self.lag):,}",
             f"model {self.model_version}",
         ]
+        if self.aggregator_port:
+            parts.append(f"windows {int(self.windows):,}")
         if self.api_problems:
             problems = ", ".join(f"{o} {n}" for o, n in self.api_problems.most_common())
             detail = f"last: {self.api_detail}; " if self.api_detail else ""
@@ -152,7 +165,13 @@ class Status:
 
     def totals(self) -> tuple[float, ...]:
         """What the status line counts; an unchanged one is not printed again."""
-        return (self.published, self.labeled, sum(self.dead_letters.values()), self.lag)
+        return (
+            self.published,
+            self.labeled,
+            sum(self.dead_letters.values()),
+            self.lag,
+            self.windows,
+        )
 
 
 class RowLimiter:

@@ -2,11 +2,11 @@
 
 Checks its inputs first (replay file, model, ports, Kafka, a previous run still running),
 then starts the local Apache Kafka unless `--bootstrap-servers` names a running cluster,
-creates the topics, starts the classifier and the producer (synthetic by default, because
-the live API may be out of reach) as child processes, and shows labeled records, dead
-letters and a status line. Ctrl-C, SIGTERM, SIGHUP (the terminal closed), a closed output
-(`| head`) or `--duration` stop, in order, the producer, the classifier and the broker it
-started. Children also get SIGTERM from the kernel if `run` itself is killed (SIGKILL).
+creates the topics, starts the classifier, the aggregator (per-symbol windows: watch them
+with `stocksent top`) and the producer (synthetic by default, because the live API may be out
+of reach) as child processes, and shows labeled records, dead letters and a status line.
+Ctrl-C, SIGTERM, SIGHUP (the terminal closed), a closed output (`| head`) or `--duration`
+stop, in order, the producer, the classifier, the aggregator and the broker it started. Children also get SIGTERM from the kernel if `run` itself is killed (SIGKILL).
 
 Exit codes: 0 stopped as asked, 1 a child failed, 2 bad input, 3 Kafka unreachable,
 4 a port in use or a previous run still running (`--stop-previous` stops it).
@@ -50,6 +50,7 @@ from common.symbols import symbol_list
 from stocksent.live_view import RowLimiter, Screen, Status
 from stocksent.local_kafka import KAFKA_PORT_OPTION, LocalKafka, LocalKafkaError, cache_root
 from stocksent.service_process import ServiceExitedError, ServiceProcess, StopAskedError
+from stream.aggregate import durations
 from stream.settings import MODEL_OPTION
 
 SOURCES = ("synthetic", "live", "replay")
@@ -88,6 +89,14 @@ class RunSettings:
     partitions: int = shared(PARTITIONS_OPTION)
     classifier_metrics_port: int = shared(metrics_port_option("classifier"))
     producer_metrics_port: int = shared(metrics_port_option("producer"))
+    aggregator_metrics_port: int = shared(metrics_port_option("aggregator"))
+    aggregator_emit_every: durations.Duration = setting(
+        durations.duration,
+        "5s",
+        "how often the aggregator updates its open windows (what `stocksent top` shows "
+        "before a window is final; 0: final windows only)",
+        env="run_aggregator_emit_every",
+    )
     duration: int = setting(
         non_negative_int, 0, "stop by itself after this many seconds (0 = never)"
     )
@@ -111,9 +120,21 @@ class RunSettings:
             object.__setattr__(self, "replay", _replay_file(self.replay))
         if not self.model and not self.model_store:
             object.__setattr__(self, "model_store", str(default_model_store()))
-        first, second = self.classifier_metrics_port, self.producer_metrics_port
-        if first and first == second:
-            raise SettingsError("--classifier-metrics-port and --producer-metrics-port must differ")
+        ports = [port for _, port, _ in self.metrics_ports if port]
+        if len(set(ports)) < len(ports):
+            raise SettingsError(
+                "--classifier-metrics-port, --producer-metrics-port and "
+                "--aggregator-metrics-port must differ"
+            )
+
+    @property
+    def metrics_ports(self) -> tuple[tuple[str, int, str], ...]:
+        """(child, its metrics port, the flag that sets it) of every child `run` starts."""
+        return (
+            ("classifier", self.classifier_metrics_port, "--classifier-metrics-port"),
+            ("aggregator", self.aggregator_metrics_port, "--aggregator-metrics-port"),
+            ("producer", self.producer_metrics_port, "--producer-metrics-port"),
+        )
 
     @property
     def connection(self) -> KafkaConnection:
@@ -159,7 +180,9 @@ PUBLISHED_LINE = re.compile(rb"\b(replay|synthetic): (\d+) message\(s\) publishe
 
 
 # the child's name (its log, the run record) -> its stocksent command
-CHILD_COMMANDS = {"classifier": "classify", "producer": "produce"}
+CHILD_COMMANDS = {"classifier": "classify", "aggregator": "aggregate", "producer": "produce"}
+# the order `run` stops them in: no new messages first, then each service drains the one before
+STOP_ORDER = ("producer", "classifier", "aggregator")
 
 
 def _spawn(name: str, args: list[str], metrics_port: int, log_dir: Path) -> ServiceProcess:
@@ -236,6 +259,18 @@ def classifier_argv(settings: RunSettings, bootstrap: str) -> list[str]:
     return [*argv, "--model-store", settings.model_store]
 
 
+def aggregator_argv(settings: RunSettings, bootstrap: str) -> list[str]:
+    """The options of `stocksent aggregate` (its metrics port aside)."""
+    return [
+        "--bootstrap-servers",
+        bootstrap,
+        "--emit-every",
+        settings.aggregator_emit_every.name,
+        "--instance-id",
+        "run",
+    ]
+
+
 def prepare_model_store(settings: RunSettings) -> str:
     """Unless --model is given: the store the classifier will follow, created serving the
     committed model when missing. Returns the line the header shows."""
@@ -259,12 +294,8 @@ def prepare_model_store(settings: RunSettings) -> str:
 
 def check_ports(settings: RunSettings) -> None:
     """The metrics ports are free; PortInUseError (exit 4) naming who holds one otherwise."""
-    ports = (
-        (settings.classifier_metrics_port, "classifier metrics", "--classifier-metrics-port"),
-        (settings.producer_metrics_port, "producer metrics", "--producer-metrics-port"),
-    )
-    for number, what, flag in ports:
-        check_port_free("127.0.0.1", number, what, flag)
+    for child, number, flag in settings.metrics_ports:
+        check_port_free("127.0.0.1", number, f"{child} metrics", flag)
 
 
 # ---- a previous run ------------------------------------------------------------------------
@@ -296,10 +327,7 @@ def find_previous_run(record_path: Path, settings: RunSettings) -> dict[str, int
         for name, pid in {"run": record["run_pid"], **record["children"]}.items():
             if int(pid) != os.getpid() and _alive_stocksent(int(pid)):
                 found[name] = int(pid)
-    for number, name in (
-        (settings.classifier_metrics_port, "classifier"),
-        (settings.producer_metrics_port, "producer"),
-    ):
+    for name, number, _ in settings.metrics_ports:
         owner = port_owner(number) if number else None
         if owner and _alive_stocksent(owner[0]) and owner[0] not in found.values():
             found[name] = owner[0]
@@ -466,9 +494,12 @@ class _Pipeline:
         )
         screen.say(model_line)
         screen.say(f"loading the model (logs: {self.log_dir}) ...")
-        cport = settings.classifier_metrics_port
-        if cport:
-            _wait_ready(classifier, READY_TIMEOUT_S, lambda: self.stop_asked or screen.closed)
+        aggregator = self._spawn(
+            "aggregator", aggregator_argv(settings, bootstrap), settings.aggregator_metrics_port
+        )
+        for child in (classifier, aggregator):
+            if child.metrics_port:
+                _wait_ready(child, READY_TIMEOUT_S, lambda: self.stop_asked or screen.closed)
         # the live view starts at this moment's records, however late its own start-up ends
         since_ms = int(time.time() * 1000)
         self._spawn("producer", producer_argv(settings, bootstrap), settings.producer_metrics_port)
@@ -478,11 +509,17 @@ class _Pipeline:
             open_consumer(connection, topics.OUTPUT_TOPIC, since_ms),
             open_consumer(connection, topics.DLQ_TOPIC, since_ms),
         ]
-        if cport:
-            screen.say(
-                f"metrics: classifier http://127.0.0.1:{cport}/metrics, producer "
-                f"http://127.0.0.1:{settings.producer_metrics_port}/metrics"
-            )
+        urls = [
+            f"{name} http://127.0.0.1:{port}/metrics"
+            for name, port, _ in settings.metrics_ports
+            if port
+        ]
+        if urls:
+            screen.say(f"metrics: {', '.join(urls)}")
+        screen.say(
+            f"per-symbol windows ({topics.BY_SYMBOL_TOPIC}): run `stocksent top` in another "
+            "terminal"
+        )
         screen.say(f"source: {_source_text(settings)}. Ctrl-C stops everything.\n")
 
     def _start_kafka(self) -> str:
@@ -509,8 +546,7 @@ class _Pipeline:
             with contextlib.suppress(Exception):
                 consumer.close()
         self.screen.say("\nstopping ...")
-        # producer first so nothing new arrives, then the classifier drains and commits
-        for name in ("producer", "classifier"):
+        for name in STOP_ORDER:
             for child in self.children:
                 if child.name == name:
                     returned = child.terminate(timeout=15.0)
@@ -576,7 +612,11 @@ class _LiveView:
         self.screen = screen
         self.children = children
         self.output, self.dead_letters = consumers
-        self.status = Status(settings.classifier_metrics_port, settings.producer_metrics_port)
+        self.status = Status(
+            settings.classifier_metrics_port,
+            settings.producer_metrics_port,
+            settings.aggregator_metrics_port,
+        )
         self.limiter = RowLimiter(settings.rows_per_second)
         self.duration = settings.duration
         self.producer_done: int | None = None

@@ -14,7 +14,7 @@ import pytest
 
 from common.failures import ExitCode
 from stocksent.live_view import Status
-from stocksent.local_kafka import free_port_pair
+from stocksent.local_kafka import free_port, free_port_pair
 from stocksent.run import KEEP_RUN_LOGS, RUN_RECORD, run_log_dir
 from stocksent.service_process import REPO_ROOT
 
@@ -230,3 +230,56 @@ def test_run_starts_each_child_with_its_own_command(tmp_path: Path) -> None:
     assert child.process.wait(timeout=60) == 0 and child.name == "classifier"
     assert "stocksent classify" in child.log_path.read_text()
     assert classifier_argv(settings, "b:1")[:2] == ["--bootstrap-servers", "b:1"]
+
+
+def test_run_starts_the_aggregator_with_options_it_accepts(tmp_path: Path) -> None:
+    from common.options import from_arguments, parse_settings
+    from stocksent.run import RunSettings, _spawn, aggregator_argv
+    from stream.aggregate.settings import AggregatorSettings
+
+    settings = from_arguments(RunSettings, {"aggregator_emit_every": "2s"}, {})
+    argv = aggregator_argv(settings, "b:1")
+    aggregator = parse_settings(AggregatorSettings, argv, "stocksent aggregate", None, {})
+    assert aggregator.kafka.bootstrap_servers == "b:1"
+    assert aggregator.emit_every_ms == 2000 and aggregator.instance_id == "run"
+    child = _spawn("aggregator", ["--help"], 0, tmp_path)
+    assert child.process.wait(timeout=60) == 0
+    assert "stocksent aggregate" in child.log_path.read_text()
+
+
+@pytest.mark.parametrize(
+    "ports",
+    [
+        {"aggregator_metrics_port": "9300"},  # the classifier's default
+        {"aggregator_metrics_port": "7000", "producer_metrics_port": "7000"},
+    ],
+)
+def test_the_three_metrics_ports_must_differ(ports: dict[str, str]) -> None:
+    from common.options import SettingsError, from_arguments
+    from stocksent.run import RunSettings
+
+    with pytest.raises(SettingsError, match="--aggregator-metrics-port must differ"):
+        from_arguments(RunSettings, ports, {})
+
+
+def test_status_line_counts_the_aggregators_final_windows_from_its_metrics() -> None:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from stream.aggregate.metrics import AggregatorMetrics
+
+    registry = CollectorRegistry()
+    metrics = AggregatorMetrics(registry, ["60s", "1h"], ["SPY"], top=3)
+    metrics.emitted.labels("60s", "true").inc(4)
+    metrics.emitted.labels("1h", "true").inc(1)
+    metrics.emitted.labels("60s", "false").inc(50)  # early updates are not windows done
+    port = free_port()
+    server, thread = start_http_server(port, "127.0.0.1", registry=registry)
+    try:
+        status = Status(0, 0, port)
+        status.refresh()
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+    assert status.windows == 5
+    assert "windows 5" in status.line(hidden=0)
+    assert "windows" not in Status(0, 0).line(hidden=0)
