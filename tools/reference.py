@@ -172,18 +172,25 @@ def _metric_rows(registry: Any, labels: dict[str, tuple[str, ...]], prefix: str 
 
 
 def metrics_reference() -> str:
-    """Every metric of the classifier, the producer and the learner, from their registries."""
+    """Every metric of each service, from their registries."""
     from prometheus_client import CollectorRegistry
 
     from producers import metrics as producer
     from stream import learner_metrics as learner
     from stream import metrics as classifier
+    from stream.aggregate import metrics as aggregator
 
     header = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
     built: list[tuple[str, Callable[[CollectorRegistry], Any], Any, str]] = [
         ("classifier", classifier.ClassifierMetrics, classifier.METRIC_LABELS, classifier.PREFIX),
         ("producer", producer.ProducerMetrics, producer.METRIC_LABELS, ""),
         ("learner", learner.LearnerMetrics, learner.METRIC_LABELS, learner.PREFIX),
+        (
+            "aggregator",
+            lambda registry: aggregator.AggregatorMetrics(registry, (), (), top=0),
+            aggregator.METRIC_LABELS,
+            aggregator.PREFIX,
+        ),
     ]
     lines: list[str] = []
     for service, make, labels, prefix in built:

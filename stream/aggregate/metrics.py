@@ -32,6 +32,16 @@ METRIC_NAMES: Final[dict[str, str]] = {
     "errors_total": "errors by stage (the service carried on or retried)",
 }
 
+METRIC_LABELS: Final[dict[str, tuple[str, ...]]] = {
+    "windows_emitted_total": ("window", "final"),
+    "late_records_total": ("window",),
+    "dead_letters_total": ("reason",),
+    "open_windows": ("window",),
+    "symbol_bullish_share": ("symbol", "window"),
+    "symbol_messages": ("symbol", "window"),
+    "errors_total": ("stage",),
+}
+
 ErrorStage = Literal["rekey", "window", "restore"]
 ERROR_STAGES: Final[tuple[ErrorStage, ...]] = ("rekey", "window", "restore")
 
@@ -42,22 +52,20 @@ class AggregatorMetrics:
     def __init__(
         self, registry: CollectorRegistry, views: Sequence[str], watchlist: Iterable[str], top: int
     ) -> None:
-        def doc(name: str) -> tuple[str, str]:
-            return PREFIX + name, METRIC_NAMES[name]
+        def doc(name: str) -> tuple[str, str, tuple[str, ...]]:
+            return PREFIX + name, METRIC_NAMES[name], METRIC_LABELS.get(name, ())
 
         self.consumed = Counter(*doc("messages_consumed_total"), registry=registry)
         self.without_symbols = Counter(*doc("messages_without_symbols_total"), registry=registry)
-        self.emitted = Counter(
-            *doc("windows_emitted_total"), ["window", "final"], registry=registry
-        )
-        self.late = Counter(*doc("late_records_total"), ["window"], registry=registry)
+        self.emitted = Counter(*doc("windows_emitted_total"), registry=registry)
+        self.late = Counter(*doc("late_records_total"), registry=registry)
         self.stale = Counter(*doc("stale_partials_total"), registry=registry)
-        self.dead_letters = Counter(*doc("dead_letters_total"), ["reason"], registry=registry)
-        self.open_windows = Gauge(*doc("open_windows"), ["window"], registry=registry)
+        self.dead_letters = Counter(*doc("dead_letters_total"), registry=registry)
+        self.open_windows = Gauge(*doc("open_windows"), registry=registry)
         self.watermark_lag = Gauge(*doc("watermark_lag_seconds"), registry=registry)
-        self.errors = Counter(*doc("errors_total"), ["stage"], registry=registry)
-        share = Gauge(*doc("symbol_bullish_share"), ["symbol", "window"], registry=registry)
-        messages = Gauge(*doc("symbol_messages"), ["symbol", "window"], registry=registry)
+        self.errors = Counter(*doc("errors_total"), registry=registry)
+        share = Gauge(*doc("symbol_bullish_share"), registry=registry)
+        messages = Gauge(*doc("symbol_messages"), registry=registry)
         self.symbols = SymbolGauges(share, messages, frozenset(watchlist), top)
         for view in views:
             self.late.labels(view)
