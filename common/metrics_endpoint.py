@@ -14,14 +14,14 @@ METRICS_PORTS: Final[dict[Service, int]] = {
     "classifier": 9300,
     "producer": 9301,
     "learner": 9302,
-    "aggregator": 9303,  # reserved for the aggregator service
+    "aggregator": 9303,
 }
 
 _ENDPOINTS: Final[dict[Service, str]] = {
     "classifier": "/metrics, /healthz, /readyz",
     "producer": "/metrics",
     "learner": "/metrics, /healthz",
-    "aggregator": "/metrics",
+    "aggregator": "/metrics, /healthz, /readyz",
 }
 
 METRICS_HOST = Option(

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.prometheus_support import (
+    AGGREGATOR_JOB,
     ALERT_RULE_TESTS,
     ALERT_RULES,
     CLASSIFIER_JOB,
@@ -264,14 +265,16 @@ def test_dashboard_and_rules_use_contract_metric_names_only_and_all_of_them() ->
 
 
 def test_contract_names_match_the_services_closed_lists() -> None:
-    """docs/CONTRACTS.md and the closed lists of the classifier, learner and producer name the
-    same metrics."""
+    """docs/CONTRACTS.md and the closed lists of the classifier, learner, aggregator and
+    producer name the same metrics."""
     stream_metrics = pytest.importorskip("stream.metrics")
     learner_metrics = pytest.importorskip("stream.learner_metrics")
+    aggregator_metrics = pytest.importorskip("stream.aggregate.metrics")
     producer_metrics = pytest.importorskip("producers.metrics")
     in_code = (
         {stream_metrics.PREFIX + name for name in stream_metrics.METRIC_NAMES}
         | {learner_metrics.PREFIX + name for name in learner_metrics.METRIC_NAMES}
+        | {aggregator_metrics.PREFIX + name for name in aggregator_metrics.METRIC_NAMES}
         | set(producer_metrics.METRIC_NAMES)
     )
     assert in_code == set(contract_metric_names())
@@ -285,8 +288,9 @@ def test_local_and_compose_configs_agree() -> None:
     assert local["rule_files"] == compose["rule_files"] == ["alerts.yml"]
     local_jobs = {job["job_name"]: job for job in local["scrape_configs"]}
     compose_jobs = {job["job_name"]: job for job in compose["scrape_configs"]}
-    assert {CLASSIFIER_JOB, PRODUCER_JOB, LEARNER_JOB} == set(local_jobs)
-    assert {CLASSIFIER_JOB, PRODUCER_JOB, LEARNER_JOB} <= set(compose_jobs)
+    services = {CLASSIFIER_JOB, PRODUCER_JOB, LEARNER_JOB, AGGREGATOR_JOB}
+    assert services == set(local_jobs)
+    assert services <= set(compose_jobs)
     assert local_jobs[CLASSIFIER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9300"]}]
     assert local_jobs[PRODUCER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9301"]}]
     # every replica of `--scale classifier=N`: one A record each
@@ -296,6 +300,11 @@ def test_local_and_compose_configs_agree() -> None:
     assert compose_jobs[PRODUCER_JOB]["static_configs"] == [{"targets": ["producer:9301"]}]
     assert local_jobs[LEARNER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9302"]}]
     assert compose_jobs[LEARNER_JOB]["static_configs"] == [{"targets": ["learner:9302"]}]
+    # the aggregator scales like the classifier
+    assert local_jobs[AGGREGATOR_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9303"]}]
+    assert compose_jobs[AGGREGATOR_JOB]["dns_sd_configs"] == [
+        {"names": ["aggregator"], "type": "A", "port": 9303, "refresh_interval": "15s"}
+    ]
 
 
 def test_install_script_is_valid_bash_and_idempotent() -> None:
