@@ -76,6 +76,14 @@ REQUIRED_ALERTS = {
     "live accuracy on tagged messages low for 1h": {"StocksentLiveAccuracyLow"},
     "bullish share 15 points from the prior for 6h": {"StocksentBullishShareDrift"},
     "learner without a decision for 2 x --every": {"StocksentLearnerSilent"},
+    "aggregator down or not scraped": {"StocksentAggregatorDown", "StocksentAggregatorAbsent"},
+    "aggregator watermark lag high": {"StocksentAggregatorWatermarkLagHigh"},
+    "late records rising": {"StocksentAggregatorLateRecords"},
+    "aggregator dead letters or errors rising": {
+        "StocksentAggregatorDeadLetters",
+        "StocksentAggregatorErrors",
+    },
+    "no windows emitted while input flows": {"StocksentAggregatorNoWindows"},
 }
 SEVERITIES = {"critical", "warning"}
 
