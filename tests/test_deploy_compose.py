@@ -52,8 +52,6 @@ METRICS_SERVICES = ("producer", "classifier", "learner", "aggregator")
 MODEL_STORE = "/var/lib/stocksent/models"
 # Packages whose modules define `Option` lists (each option reads STOCKSENT_<NAME>).
 OPTION_PACKAGES = ("stocksent", "stream", "producers", "model", "bench")
-# The aggregator's view names the dashboard's per-symbol panels hard-code.
-DASHBOARD_VIEWS = ("60s", "1h")
 # Variables only docker-compose.yml interpolates (no Python code reads them).
 COMPOSE_ONLY_VARIABLES = {"GRAFANA_ADMIN_PASSWORD"}
 
@@ -198,9 +196,10 @@ def test_classifier_scales_and_prometheus_finds_every_replica(
     assert str(sd["port"]) == _env(classifier)["STOCKSENT_CLASSIFIER_METRICS_PORT"] == "9300"
     (aggregators,) = jobs["stocksent-aggregator"]["dns_sd_configs"]
     assert aggregators["names"] == ["aggregator"] and aggregators["type"] == "A"
-    assert str(aggregators["port"]) == _env(services["aggregator"])[
-        "STOCKSENT_AGGREGATOR_METRICS_PORT"
-    ]
+    assert (
+        str(aggregators["port"])
+        == _env(services["aggregator"])["STOCKSENT_AGGREGATOR_METRICS_PORT"]
+    )
     for name in ("classifier", "aggregator"):
         assert "container_name" not in services[name] and "ports" not in services[name], name
     assert jobs["stocksent-producer"]["static_configs"] == [
@@ -250,7 +249,8 @@ def test_aggregator_settings_in_compose_are_valid_and_exactly_once(
     assert settings.metrics_host == "0.0.0.0"
     assert settings.metrics_port == METRICS_PORTS["aggregator"]
     assert settings.kafka.bootstrap_servers == "kafka:9092"
-    assert [view.name for view in settings.views] == list(DASHBOARD_VIEWS)
+    # the default views, which the dashboard's per-symbol panels name
+    assert settings.views == from_arguments(AggregatorSettings, {}, {}).views
 
 
 def test_topic_init_creates_every_topic_of_the_aggregator(

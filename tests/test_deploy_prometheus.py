@@ -9,6 +9,7 @@ for, with the metric names of docs/CONTRACTS.md and no other.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common.options import from_arguments
+from stream.aggregate.settings import AggregatorSettings
 from tests.prometheus_support import (
     AGGREGATOR_JOB,
     ALERT_RULE_TESTS,
@@ -61,6 +64,16 @@ REQUIRED_PANELS = {
     "live accuracy per model version": "Agreement with authors' own tags",
     "learner decisions (and annotations)": "Learner decisions",
     "candidate vs serving on the held-out slice": "Held-out accuracy: candidate vs serving",
+    "bullish share over time of the top symbols by volume": (
+        "Bullish share of the top symbols (60s windows)"
+    ),
+    "most bullish symbols in the last hour": "Most bullish symbols, last hour",
+    "most bearish symbols in the last hour": "Most bearish symbols, last hour",
+    "windows emitted (final and early)": "Windows emitted",
+    "late records": "Late records",
+    "open windows (state size)": "Open windows (state size)",
+    "watermark lag": "Watermark lag",
+    "aggregator dead letters and errors": "Aggregator dead letters and errors",
 }
 
 # What the run issue asks the alert rules to cover -> the alerts that do.
@@ -243,6 +256,21 @@ def test_latency_panels_are_percentiles_over_histogram_buckets() -> None:
         assert expr.startswith("histogram_quantile(0.95, sum by (le) (rate(") and (
             f"stocksent_classifier_{metric}_bucket" in expr
         ), expr
+
+
+def test_per_symbol_panels_show_the_aggregators_views_for_a_bounded_set_of_symbols() -> None:
+    """The per-symbol gauges are shown for one of the aggregator's default views (the names
+    the panels hard-code) and for the top or bottom few symbols only."""
+    views = {view.name for view in from_arguments(AggregatorSettings, {}, {}).views}
+    shown: set[str] = set()
+    for query in dashboard_queries():
+        if "stocksent_aggregator_symbol_" not in query.expr:
+            continue
+        named = set(re.findall(r'window="([^"]+)"', query.expr))
+        assert len(named) == 1 and named <= views, f"{query.where}: views {named}, not {views}"
+        assert re.search(r"\b(topk|bottomk)\(\d+,", query.expr), f"{query.where}: every symbol"
+        shown |= named
+    assert shown == views, "a per-symbol panel for each view"
 
 
 def test_dashboard_and_rules_use_contract_metric_names_only_and_all_of_them() -> None:
