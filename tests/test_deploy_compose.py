@@ -2,7 +2,7 @@
 
 No Docker engine runs here, so these read the files: the compose file parses, every service
 can be built or pulled, health checks and start order are declared, every mounted file exists,
-the classifier can be scaled and is found by Prometheus, and every environment variable the
+the classifier and aggregator can be scaled and are found by Prometheus, and every environment variable the
 Python services read is documented in .env.example (discovered from the option lists).
 """
 
@@ -180,7 +180,7 @@ def test_start_order_uses_conditions(services: dict[str, dict[str, Any]]) -> Non
     assert services["topic-init"]["command"] == ["topics", "create"]
 
 
-def test_classifier_scales_and_prometheus_finds_every_replica(
+def test_classifier_and_aggregator_scale_and_prometheus_finds_every_replica(
     services: dict[str, dict[str, Any]],
 ) -> None:
     classifier = services["classifier"]
