@@ -2,8 +2,9 @@
 
 No Docker engine runs here, so these read the files: the compose file parses, every service
 can be built or pulled, health checks and start order are declared, every mounted file exists,
-the classifier and aggregator can be scaled and are found by Prometheus, and every environment variable the
-Python services read is documented in .env.example (discovered from the option lists).
+the classifier and the aggregator can be scaled and are found by Prometheus, and every
+environment variable the Python services read is documented in .env.example (discovered from
+the option lists).
 """
 
 from __future__ import annotations
