@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image for both services: `stocksent produce` and `stocksent classify` (the default).
+# One image for every service: `stocksent produce`, `classify` (the default), `learn`, `aggregate`.
 #   docker build -t stocksent .
 #   docker run --rm stocksent --help
 # TensorFlow: the `tensorflow` wheel on Linux is CPU-only unless its [and-cuda] extra is
@@ -39,10 +39,12 @@ RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/sto
 COPY --from=build /opt/venv /opt/venv
 USER stocksent
 WORKDIR /home/stocksent
-# classifier /metrics, /healthz, /readyz; producer /metrics; learner /metrics, /healthz
-EXPOSE 9300 9301 9302
-# Alive = /healthz answers on the metrics port (python, so the image needs no curl). The
-# producer serves /metrics only: docker-compose.yml gives it its own check.
+# classifier /metrics, /healthz, /readyz; producer /metrics; learner /metrics, /healthz;
+# aggregator /metrics, /healthz, /readyz
+EXPOSE 9300 9301 9302 9303
+# Alive = /healthz answers on the classifier's metrics port (python, so the image needs no
+# curl). The other services serve on other ports (the producer /metrics only):
+# docker-compose.yml gives each its own check.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('STOCKSENT_CLASSIFIER_METRICS_PORT', '9300'), timeout=4)"]
 ENTRYPOINT ["stocksent"]

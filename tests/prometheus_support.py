@@ -43,6 +43,7 @@ INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-prometheus.sh"
 CLASSIFIER_JOB = "stocksent-classifier"
 PRODUCER_JOB = "stocksent-producer"
 LEARNER_JOB = "stocksent-learner"
+AGGREGATOR_JOB = "stocksent-aggregator"
 
 _tools: tuple[str, str] | str | None = None  # (prometheus, promtool), or why not
 

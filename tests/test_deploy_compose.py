@@ -2,8 +2,9 @@
 
 No Docker engine runs here, so these read the files: the compose file parses, every service
 can be built or pulled, health checks and start order are declared, every mounted file exists,
-the classifier can be scaled and is found by Prometheus, and every environment variable the
-Python services read is documented in .env.example (discovered from the option lists).
+the classifier and the aggregator can be scaled and are found by Prometheus, and every
+environment variable the Python services read is documented in .env.example (discovered from
+the option lists).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
-from common.kafka_settings import CONNECTION_OPTIONS
+from common.kafka_settings import CONNECTION_OPTIONS, KafkaConnection
 from common.metrics_endpoint import METRICS_PORTS
+from common.options import from_arguments
+from stocksent import topics_cli
 from stocksent.local_kafka import DEFAULT_KAFKA_VERSION, SINGLE_NODE_SETTINGS
 from stocksent.service_process import REPO_ROOT
+from stream.aggregate.settings import AggregatorSettings
 from tools.reference import command_options
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
@@ -32,10 +36,20 @@ SERVICES = {
     "producer",
     "classifier",
     "learner",
+    "aggregator",
     "prometheus",
     "grafana",
 }
-PYTHON_SERVICES = {"topic-init", "model-store-init", "producer", "classifier", "learner"}
+PYTHON_SERVICES = {
+    "topic-init",
+    "model-store-init",
+    "producer",
+    "classifier",
+    "learner",
+    "aggregator",
+}
+# The long-running ones, each with its own metrics port (common/metrics_endpoint.py).
+METRICS_SERVICES = ("producer", "classifier", "learner", "aggregator")
 MODEL_STORE = "/var/lib/stocksent/models"
 # Packages whose modules define `Option` lists (each option reads STOCKSENT_<NAME>).
 OPTION_PACKAGES = ("stocksent", "stream", "producers", "model", "bench")
@@ -60,6 +74,15 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
     if isinstance(environment, list):
         environment = dict(item.split("=", 1) for item in environment)
     return {key: str(value) for key, value in environment.items()}
+
+
+def _env_without_dotenv(service: dict[str, Any]) -> dict[str, str]:
+    """`_env` with each `${NAME:-default}` replaced by its default, as compose does when
+    neither .env nor the shell sets NAME."""
+    return {
+        key: re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", value)
+        for key, value in _env(service).items()
+    }
 
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:
@@ -105,7 +128,7 @@ def test_kafka_is_a_single_kraft_node_where_transactions_work(
 
 
 def test_healthchecks_where_they_matter(services: dict[str, dict[str, Any]]) -> None:
-    for name in ("kafka", "producer", "prometheus", "grafana"):
+    for name in ("kafka", "producer", "aggregator", "learner", "prometheus", "grafana"):
         check = services[name].get("healthcheck", {})
         assert check.get("test") and not check.get("disable"), f"{name}: no healthcheck"
     # the classifier uses the image's HEALTHCHECK (GET /healthz), which it must not disable
@@ -113,8 +136,24 @@ def test_healthchecks_where_they_matter(services: dict[str, dict[str, Any]]) -> 
     # a one-shot job has nothing to probe
     assert services["topic-init"]["healthcheck"] == {"disable": True}
     assert services["model-store-init"]["healthcheck"] == {"disable": True}
-    assert "healthcheck" not in services["learner"]  # the image's GET /healthz
     assert services["topic-init"]["restart"] == "no"
+
+
+def test_each_service_health_check_probes_its_own_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The image's HEALTHCHECK probes the classifier's port: a service on another port needs
+    a check of its own, on the port it serves, or Docker marks it unhealthy for good."""
+    (image_check,) = [args for kind, args in _dockerfile_instructions() if kind == "HEALTHCHECK"]
+    for name in METRICS_SERVICES:
+        variable = f"STOCKSENT_{name.upper()}_METRICS_PORT"
+        port = _env(services[name])[variable]
+        path = "/metrics" if name == "producer" else "/healthz"  # the producer has no /healthz
+        if "healthcheck" in services[name]:
+            probe = " ".join(services[name]["healthcheck"]["test"])
+            assert f"http://127.0.0.1:{port}{path}'" in probe, f"{name} on {port}: {probe}"
+        else:  # the image's, which reads the port from the classifier's variable
+            assert f"'{variable}'" in image_check and path in image_check, name
 
 
 def test_start_order_uses_conditions(services: dict[str, dict[str, Any]]) -> None:
@@ -125,6 +164,8 @@ def test_start_order_uses_conditions(services: dict[str, dict[str, Any]]) -> Non
         ("classifier", "model-store-init"): "service_completed_successfully",
         ("learner", "topic-init"): "service_completed_successfully",
         ("learner", "model-store-init"): "service_completed_successfully",
+        ("aggregator", "kafka"): "service_healthy",
+        ("aggregator", "topic-init"): "service_completed_successfully",
         ("grafana", "prometheus"): "service_healthy",
     }
     for (dependent, dependency), condition in expected.items():
@@ -140,7 +181,7 @@ def test_start_order_uses_conditions(services: dict[str, dict[str, Any]]) -> Non
     assert services["topic-init"]["command"] == ["topics", "create"]
 
 
-def test_classifier_scales_and_prometheus_finds_every_replica(
+def test_classifier_and_aggregator_scale_and_prometheus_finds_every_replica(
     services: dict[str, dict[str, Any]],
 ) -> None:
     classifier = services["classifier"]
@@ -154,6 +195,14 @@ def test_classifier_scales_and_prometheus_finds_every_replica(
     (sd,) = jobs["stocksent-classifier"]["dns_sd_configs"]
     assert sd["names"] == ["classifier"] and sd["type"] == "A"
     assert str(sd["port"]) == _env(classifier)["STOCKSENT_CLASSIFIER_METRICS_PORT"] == "9300"
+    (aggregators,) = jobs["stocksent-aggregator"]["dns_sd_configs"]
+    assert aggregators["names"] == ["aggregator"] and aggregators["type"] == "A"
+    assert (
+        str(aggregators["port"])
+        == _env(services["aggregator"])["STOCKSENT_AGGREGATOR_METRICS_PORT"]
+    )
+    for name in ("classifier", "aggregator"):
+        assert "container_name" not in services[name] and "ports" not in services[name], name
     assert jobs["stocksent-producer"]["static_configs"] == [
         {"targets": [f"producer:{_env(services['producer'])['STOCKSENT_PRODUCER_METRICS_PORT']}"]}
     ]
@@ -162,7 +211,7 @@ def test_classifier_scales_and_prometheus_finds_every_replica(
 def test_services_serve_metrics_on_all_interfaces_in_containers(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    for name in ("producer", "classifier"):
+    for name in METRICS_SERVICES:
         env = _env(services[name])
         assert env["STOCKSENT_METRICS_HOST"] == "0.0.0.0", name
         assert env["STOCKSENT_BOOTSTRAP_SERVERS"] == "kafka:9092", name
@@ -183,9 +232,47 @@ def test_classifiers_and_learner_share_one_model_store(
     assert init["restart"] == "no"
     assert services["learner"]["command"] == ["learn"]
     assert "ports" not in services["learner"]
-    for name in ("producer", "classifier", "learner"):  # each its own, at its default
+    for name in METRICS_SERVICES:  # each its own, at its default
         port = _env(services[name])[f"STOCKSENT_{name.upper()}_METRICS_PORT"]
         assert int(port) == METRICS_PORTS[name]  # type: ignore[index]
+        assert services[name]["expose"] == [port], name
+
+
+def test_aggregator_settings_in_compose_are_valid_and_exactly_once(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Its environment (compose defaults, no .env) parses into the settings it runs with."""
+    aggregator = services["aggregator"]
+    assert aggregator["command"] == ["aggregate"]
+    settings = from_arguments(AggregatorSettings, {}, _env_without_dotenv(aggregator))
+    assert settings.exactly_once
+    assert 0 < settings.emit_every_ms <= 10_000, "early updates within seconds for the dashboard"
+    assert settings.metrics_host == "0.0.0.0"
+    assert settings.metrics_port == METRICS_PORTS["aggregator"]
+    assert settings.kafka.bootstrap_servers == "kafka:9092"
+    # the default views, which the dashboard's per-symbol panels name
+    assert settings.views == from_arguments(AggregatorSettings, {}, {}).views
+
+
+def test_topic_init_creates_every_topic_of_the_aggregator(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The aggregator waits for topic-init, which must have created all its topics."""
+    created: list[str] = []
+    monkeypatch.setattr(
+        topics_cli, "ensure_topics", lambda _, wanted: created.extend(t.name for t in wanted)
+    )
+    topics_cli.create_topics(KafkaConnection(), 6)
+    environ = _env_without_dotenv(services["aggregator"])
+    settings = from_arguments(AggregatorSettings, {}, environ)
+    for topic in (
+        settings.input_topic,
+        settings.output_topic,
+        settings.dlq_topic,
+        settings.repartition_topic,
+        settings.changelog_topic,
+    ):
+        assert topic in created, f"topics create does not create {topic}"
 
 
 def test_producer_defaults_to_synthetic_source(services: dict[str, dict[str, Any]]) -> None:
@@ -304,9 +391,7 @@ def test_the_image_health_check_reads_the_classifier_port_variable() -> None:
     text = DOCKERFILE.read_text()
     assert "'STOCKSENT_CLASSIFIER_METRICS_PORT', '9300'" in text
     exposed = next(line for line in text.splitlines() if line.startswith("EXPOSE"))
-    assert exposed.split()[1:] == [
-        str(METRICS_PORTS[s]) for s in ("classifier", "producer", "learner")
-    ]
+    assert exposed.split()[1:] == [str(port) for port in METRICS_PORTS.values()]
 
 
 def test_every_variable_the_code_reads_is_documented_in_env_example() -> None:

@@ -9,6 +9,7 @@ for, with the metric names of docs/CONTRACTS.md and no other.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common.options import from_arguments
+from stream.aggregate.settings import AggregatorSettings
 from tests.prometheus_support import (
+    AGGREGATOR_JOB,
     ALERT_RULE_TESTS,
     ALERT_RULES,
     CLASSIFIER_JOB,
@@ -60,6 +64,16 @@ REQUIRED_PANELS = {
     "live accuracy per model version": "Agreement with authors' own tags",
     "learner decisions (and annotations)": "Learner decisions",
     "candidate vs serving on the held-out slice": "Held-out accuracy: candidate vs serving",
+    "bullish share over time of the top symbols by volume": (
+        "Bullish share of the top symbols (60s windows)"
+    ),
+    "most bullish symbols in the last hour": "Most bullish symbols, last hour",
+    "most bearish symbols in the last hour": "Most bearish symbols, last hour",
+    "windows emitted (final and early)": "Windows emitted",
+    "late records": "Late records",
+    "open windows (state size)": "Open windows (state size)",
+    "watermark lag": "Watermark lag",
+    "aggregator dead letters and errors": "Aggregator dead letters and errors",
 }
 
 # What the run issue asks the alert rules to cover -> the alerts that do.
@@ -75,6 +89,14 @@ REQUIRED_ALERTS = {
     "live accuracy on tagged messages low for 1h": {"StocksentLiveAccuracyLow"},
     "bullish share 15 points from the prior for 6h": {"StocksentBullishShareDrift"},
     "learner without a decision for 2 x --every": {"StocksentLearnerSilent"},
+    "aggregator down or not scraped": {"StocksentAggregatorDown", "StocksentAggregatorAbsent"},
+    "aggregator watermark lag high": {"StocksentAggregatorWatermarkLagHigh"},
+    "late records rising": {"StocksentAggregatorLateRecords"},
+    "aggregator dead letters or errors rising": {
+        "StocksentAggregatorDeadLetters",
+        "StocksentAggregatorErrors",
+    },
+    "no windows emitted while input flows": {"StocksentAggregatorNoWindows"},
 }
 SEVERITIES = {"critical", "warning"}
 
@@ -236,6 +258,21 @@ def test_latency_panels_are_percentiles_over_histogram_buckets() -> None:
         ), expr
 
 
+def test_per_symbol_panels_show_the_aggregators_views_for_a_bounded_set_of_symbols() -> None:
+    """The per-symbol gauges are shown for one of the aggregator's default views (the names
+    the panels hard-code) and for the top or bottom few symbols only."""
+    views = {view.name for view in from_arguments(AggregatorSettings, {}, {}).views}
+    shown: set[str] = set()
+    for query in dashboard_queries():
+        if "stocksent_aggregator_symbol_" not in query.expr:
+            continue
+        named = set(re.findall(r'window="([^"]+)"', query.expr))
+        assert len(named) == 1 and named <= views, f"{query.where}: views {named}, not {views}"
+        assert re.search(r"\b(topk|bottomk)\(\d+,", query.expr), f"{query.where}: every symbol"
+        shown |= named
+    assert shown == views, "a per-symbol panel for each view"
+
+
 def test_dashboard_and_rules_use_contract_metric_names_only_and_all_of_them() -> None:
     contract = contract_metric_names()
     assert len(contract) >= 20, "the metric table of docs/CONTRACTS.md did not parse"
@@ -264,14 +301,16 @@ def test_dashboard_and_rules_use_contract_metric_names_only_and_all_of_them() ->
 
 
 def test_contract_names_match_the_services_closed_lists() -> None:
-    """docs/CONTRACTS.md and the closed lists of the classifier, learner and producer name the
-    same metrics."""
+    """docs/CONTRACTS.md and the closed lists of the classifier, learner, aggregator and
+    producer name the same metrics."""
     stream_metrics = pytest.importorskip("stream.metrics")
     learner_metrics = pytest.importorskip("stream.learner_metrics")
+    aggregator_metrics = pytest.importorskip("stream.aggregate.metrics")
     producer_metrics = pytest.importorskip("producers.metrics")
     in_code = (
         {stream_metrics.PREFIX + name for name in stream_metrics.METRIC_NAMES}
         | {learner_metrics.PREFIX + name for name in learner_metrics.METRIC_NAMES}
+        | {aggregator_metrics.PREFIX + name for name in aggregator_metrics.METRIC_NAMES}
         | set(producer_metrics.METRIC_NAMES)
     )
     assert in_code == set(contract_metric_names())
@@ -285,8 +324,9 @@ def test_local_and_compose_configs_agree() -> None:
     assert local["rule_files"] == compose["rule_files"] == ["alerts.yml"]
     local_jobs = {job["job_name"]: job for job in local["scrape_configs"]}
     compose_jobs = {job["job_name"]: job for job in compose["scrape_configs"]}
-    assert {CLASSIFIER_JOB, PRODUCER_JOB, LEARNER_JOB} == set(local_jobs)
-    assert {CLASSIFIER_JOB, PRODUCER_JOB, LEARNER_JOB} <= set(compose_jobs)
+    services = {CLASSIFIER_JOB, PRODUCER_JOB, LEARNER_JOB, AGGREGATOR_JOB}
+    assert services == set(local_jobs)
+    assert services <= set(compose_jobs)
     assert local_jobs[CLASSIFIER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9300"]}]
     assert local_jobs[PRODUCER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9301"]}]
     # every replica of `--scale classifier=N`: one A record each
@@ -296,6 +336,11 @@ def test_local_and_compose_configs_agree() -> None:
     assert compose_jobs[PRODUCER_JOB]["static_configs"] == [{"targets": ["producer:9301"]}]
     assert local_jobs[LEARNER_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9302"]}]
     assert compose_jobs[LEARNER_JOB]["static_configs"] == [{"targets": ["learner:9302"]}]
+    # the aggregator scales like the classifier
+    assert local_jobs[AGGREGATOR_JOB]["static_configs"] == [{"targets": ["127.0.0.1:9303"]}]
+    assert compose_jobs[AGGREGATOR_JOB]["dns_sd_configs"] == [
+        {"names": ["aggregator"], "type": "A", "port": 9303, "refresh_interval": "15s"}
+    ]
 
 
 def test_install_script_is_valid_bash_and_idempotent() -> None:
