@@ -41,7 +41,7 @@ class EvaluateSettings:
     data: Path = setting(
         optional_path,
         None,
-        "gzip-or-plain CSV with message and sentiment (bullish/bearish) columns",
+        "required: gzip-or-plain CSV with message and sentiment (bullish/bearish) columns",
         env="evaluate_data",
     )
     json: bool = setting(

@@ -76,10 +76,12 @@ class TrainSettings:
     data: Path = setting(
         optional_path,
         None,
-        "directory with train/val/test .csv[.gz] (message, sentiment columns)",
+        "required: directory with train/val/test .csv[.gz] (message, sentiment columns)",
         env="train_data",
     )
-    out: Path = setting(optional_path, None, "directory to export the model to", env="train_out")
+    out: Path = setting(
+        optional_path, None, "required: directory to export the model to", env="train_out"
+    )
     epochs: int = setting(
         positive_int,
         DEFAULT_TRAINING.epochs,
@@ -146,7 +148,7 @@ class TrainSettings:
     soft_target_weight: float = setting(
         float_between(0, 1),
         DEFAULT_TRAINING.soft_target_weight,
-        "w: train on (1 - w) * tag + w * teacher probability",
+        "weight w of the teacher: train on (1 - w) * tag + w * teacher probability",
         env="train_soft_target_weight",
     )
     distill_folds: int = setting(
@@ -287,12 +289,13 @@ def _configured(defaults: Config, settings: TrainSettings) -> Config:
 def build_parser(prog: str) -> argparse.ArgumentParser:
     """One flag per option of TrainSettings, and `--no-jit-compile`; no abbreviations."""
     parser = parser_for(TrainSettings, prog, __doc__, allow_abbrev=False)
+    jit = next(option for option in options_of(TrainSettings) if option.name == "jit_compile")
     parser.add_argument(
         "--no-jit-compile",
-        dest="jit_compile",
+        dest=jit.name,
         action="store_const",
         const="false",
-        help="do not XLA-compile (the default; overrides STOCKSENT_TRAIN_JIT_COMPILE)",
+        help=f"do not XLA-compile (the default; overrides {jit.env})",
     )
     return parser
 
