@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,19 @@ def build(settings_class: type[Settings], values: Mapping[str, Any]) -> Settings
     return settings_class(**given)
 
 
+def require(settings: Any, *names: str) -> None:
+    """Raises SettingsError naming the flags and variables of the options in `names` that are
+    unset (None or empty)."""
+    values = values_of(settings)
+    unset = [
+        o for o in options_of(type(settings)) if o.name in names and values[o.name] in (None, "")
+    ]
+    if unset:
+        flags = ", ".join(option.flag for option in unset)
+        variables = ", ".join(option.env for option in unset)
+        raise SettingsError(f"{flags}: required (or set {variables})")
+
+
 def values_of(settings: Any) -> dict[str, Any]:
     """Option name -> value of a settings instance, groups flattened."""
     values: dict[str, Any] = {}
@@ -185,6 +199,19 @@ def parse_settings(
     """Typed settings of a command that takes only options; raises SettingsError."""
     args = parser_for(settings_class, prog, description).parse_args(list(argv))
     return from_arguments(settings_class, args, environ)
+
+
+def parse_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """`parser`'s flags from `argv`; an argument it does not know raises SettingsError naming
+    it and, for a typo, the closest flag (build the parser with `allow_abbrev=False` so that
+    a shortened flag is one too)."""
+    args, unknown = parser.parse_known_args(list(argv))
+    if unknown:
+        flags = [flag for action in parser._actions for flag in action.option_strings]
+        close = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise SettingsError(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    return args
 
 
 # ---- parsers: each raises ValueError with a short reason --------------------------------
@@ -300,7 +327,8 @@ def comma_list(value: str) -> tuple[str, ...]:
 def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:
     """Adds one flag per option; defaults are resolved later by `resolve`."""
     for option in options:
-        help_text = f"{option.help} [env {option.env}; default {_show_default(option)}]"
+        shown = f" ({', '.join(c for c in option.choices if c)})" if option.choices else ""
+        help_text = f"{option.help}{shown} [env {option.env}; default {_show_default(option)}]"
         if option.is_flag:
             parser.add_argument(
                 option.flag,
@@ -383,5 +411,5 @@ def _show_default(option: Option) -> str:
     if option.secret:
         return "unset"
     if isinstance(option.default, tuple):
-        return ",".join(option.default) or "empty"
+        return ",".join(map(str, option.default)) or "empty"
     return "unset" if option.default in (None, "") else str(option.default)

@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import keras
 from keras import layers, regularizers
 
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Hyper-parameters of the network; the manifest records them."""
-
-    embedding_dim: int = 128
-    lstm_units: tuple[int, ...] = (96, 48)
-    embedding_dropout: float = 0.3  # SpatialDropout1D: drops whole word vectors
-    lstm_dropout: float = 0.2  # dropout on each LSTM's inputs
-    l2: float = 1e-6  # on recurrent and output kernels
-    pooling: str = "last"  # "last" or "last+max": max over the top LSTM's outputs too
-    # > 0: each token's vector also gets the mean of its character n-gram vectors
-    # (model.subwords), hashed into this many buckets of `subword_dim`, projected.
-    subword_buckets: int = 0
-    subword_dim: int = 32
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        out = asdict(self)
-        out["lstm_units"] = list(self.lstm_units)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
-        """Inverse of `to_dict`."""
-        return cls(**{**data, "lstm_units": tuple(data["lstm_units"])})
-
+from model.hyperparameters import POOLINGS, NetworkConfig
 
 TOKEN_IDS = "token_ids"
 SUBWORD_IDS = "subword_ids"
@@ -70,7 +43,7 @@ def build_network(vocabulary_size: int, config: NetworkConfig) -> keras.Model:
         )(x)
     if config.pooling == "last+max":
         x = _MaxAndLastStep(name="pool")(x)
-    elif config.pooling != "last":
+    elif config.pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {config.pooling!r}")
     x = layers.Dropout(config.lstm_dropout, name="head_dropout")(x)
     prob = layers.Dense(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.failures import ExitCode
-from common.options import SettingsError, add_options, from_arguments, options_of, shared
+from common.options import add_options, from_arguments, options_of, require, shared
 from common.shared_options import MODEL_STORE_OPTION
 from model.store import ModelStore, StoreError, person
 
@@ -26,8 +26,7 @@ class ModelsSettings:
     store: str = shared(MODEL_STORE_OPTION, flag="store")
 
     def __post_init__(self) -> None:
-        if not self.store:
-            raise SettingsError("--store: required (or set STOCKSENT_MODEL_STORE)")
+        require(self, "store")
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:

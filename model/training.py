@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,37 +14,13 @@ import numpy as np
 import tensorflow as tf
 
 from model.data import LabeledMessages
+from model.hyperparameters import TrainingConfig
 from model.metrics import correct
 from model.network import SUBWORD_IDS, TOKEN_IDS, NetworkConfig, build_network
 from model.serving import pad_ids
 from model.subwords import nested_subword_ids, pad_subwords
 from model.text import tokenize_batch
 from model.vocab import OOV_INDEX, TokenEncoder, build_vocabulary
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Everything besides the network that decides the trained weights."""
-
-    seed: int = 1234
-    min_count: int = 2  # vocabulary: tokens seen fewer times in train become OOV
-    batch_size: int = 128
-    epochs: int = 12
-    learning_rate: float = 2e-3
-    lr_decay_factor: float = 0.5  # ReduceLROnPlateau on val loss
-    patience: int = 3  # early stopping on val accuracy (best weights restored)
-    word_dropout: float = 0.0  # share of train tokens replaced by OOV each epoch
-    ema_momentum: float = 0.0  # > 0: validate, keep and export the weights' moving average
-    lr_monitor: str = "val_loss"  # what ReduceLROnPlateau watches: val_loss or val_accuracy
-    # Distillation (model.distill): train on (1 - w) * tag + w * teacher probability.
-    distill_from: str = "none"  # one of model.distill.TEACHERS
-    soft_target_weight: float = 0.0  # w
-    distill_folds: int = 5
-    teacher_c: float = 4.0  # the teacher's LR regularisation (the baseline's val choice)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 @dataclass

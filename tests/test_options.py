@@ -143,3 +143,48 @@ def test_a_class_built_directly_has_typed_defaults() -> None:
 
     assert LearnerSettings(model_store="/store").every == 6 * 3600.0
     assert KafkaConnection(bootstrap_servers="b:1").connect_timeout == 10.0
+
+
+def test_an_unknown_flag_is_one_error_naming_it_and_the_closest_flag() -> None:
+    from common.options import parse_flags, parser_for
+
+    parser = parser_for(Example, "example", allow_abbrev=False)
+    with pytest.raises(SettingsError) as raised:
+        parse_flags(parser, ["--batch-siz", "8"])
+    assert str(raised.value) == (
+        "unrecognized arguments: --batch-siz 8 (did you mean --batch-size?)"
+    )
+    with pytest.raises(SettingsError, match=r"^unrecognized arguments: --zzz$"):
+        parse_flags(parser, ["--zzz"])
+    assert parse_flags(parser, ["--batch-size=8"]).batch_size == "8"
+
+
+@dataclass(frozen=True)
+class Needs:
+    data: str = setting(str, "", "input", env="NEEDS_DATA")
+    out: str | None = setting(str, None, "output")
+    width: int = setting(positive_int, 3, "w")
+
+    def __post_init__(self) -> None:
+        from common.options import require
+
+        require(self, "data", "out")
+
+
+def test_require_names_every_unset_flag_and_its_variable() -> None:
+    with pytest.raises(SettingsError) as raised:
+        parse_settings(Needs, [], "needs", environ={})
+    assert (
+        str(raised.value) == "--data, --out: required (or set STOCKSENT_NEEDS_DATA, STOCKSENT_OUT)"
+    )
+    with pytest.raises(SettingsError, match=r"^--out: required \(or set STOCKSENT_OUT\)$"):
+        parse_settings(Needs, ["--data", "x"], "needs", environ={})
+    given = parse_settings(Needs, ["--out", "o"], "needs", environ={"STOCKSENT_NEEDS_DATA": "d"})
+    assert (given.data, given.out) == ("d", "o")
+
+
+def test_help_lists_the_choices_of_an_option() -> None:
+    from common.options import parser_for
+
+    text = parser_for(Example, "example").format_help()
+    assert "(PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)" in " ".join(text.split())

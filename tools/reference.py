@@ -34,6 +34,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("stocksent run", "stocksent.run", "RunSettings"),
     ("stocksent tail", "stream.tail", "TailSettings"),
     ("stocksent topics create", "stocksent.topics_cli", "TopicsSettings"),
+    ("stocksent train", "model.train_cli", "TrainSettings"),
+    ("stocksent evaluate", "model.evaluate_cli", "EvaluateSettings"),
     ("stocksent models", "model.store_cli", "ModelsSettings"),
     ("stocksent kafka", "stocksent.kafka_cli", "KafkaCliSettings"),
 )
