@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import difflib
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +174,9 @@ def values_of(settings: Any) -> dict[str, Any]:
 def parser_for(
     settings_class: type, prog: str, description: str | None = None, **kwargs: Any
 ) -> argparse.ArgumentParser:
-    """An argument parser with one flag per option of `settings_class`."""
+    """An argument parser with one flag per option of `settings_class`; a shortened flag is
+    not taken for a longer one (`--epoch` is a typo, not `--epochs`)."""
+    kwargs.setdefault("allow_abbrev", False)
     parser = argparse.ArgumentParser(prog=prog, description=description, **kwargs)
     add_options(parser, options_of(settings_class))
     return parser
@@ -197,17 +200,17 @@ def parse_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Typed settings of a command that takes only options; raises SettingsError."""
-    args = parser_for(settings_class, prog, description).parse_args(list(argv))
+    args = parse_flags(parser_for(settings_class, prog, description), argv)
     return from_arguments(settings_class, args, environ)
 
 
 def parse_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
     """`parser`'s flags from `argv`; an argument it does not know raises SettingsError naming
-    it and, for a typo, the closest flag (build the parser with `allow_abbrev=False` so that
-    a shortened flag is one too)."""
+    it and, for a typo, the closest flag (`parser_for` builds parsers with `allow_abbrev=False`
+    so that a shortened flag is one too)."""
     args, unknown = parser.parse_known_args(list(argv))
     if unknown:
-        flags = [flag for action in parser._actions for flag in action.option_strings]
+        flags = sorted(set(re.findall(r"--[\w-]+", parser.format_help())))
         close = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise SettingsError(f"unrecognized arguments: {' '.join(unknown)}{hint}")

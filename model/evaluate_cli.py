@@ -183,7 +183,7 @@ def print_report(report: dict[str, Any]) -> None:
 def main(argv: list[str], prog: str = "stocksent evaluate") -> int:
     """Print the metrics (one JSON object with --json); 2 on unreadable input. Bad settings
     raise SettingsError (stocksent.cli: one line, exit 2)."""
-    parser = parser_for(EvaluateSettings, prog, __doc__, allow_abbrev=False)
+    parser = parser_for(EvaluateSettings, prog, __doc__)
     settings = from_arguments(EvaluateSettings, parse_flags(parser, argv))
     try:
         report, labels, probabilities = evaluate(settings.model, settings.data, settings.batch_size)

@@ -288,7 +288,7 @@ def _configured(defaults: Config, settings: TrainSettings) -> Config:
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     """One flag per option of TrainSettings, and `--no-jit-compile`; no abbreviations."""
-    parser = parser_for(TrainSettings, prog, __doc__, allow_abbrev=False)
+    parser = parser_for(TrainSettings, prog, __doc__)
     jit = next(option for option in options_of(TrainSettings) if option.name == "jit_compile")
     parser.add_argument(
         "--no-jit-compile",

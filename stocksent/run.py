@@ -38,6 +38,7 @@ from common.options import (
     from_arguments,
     non_negative_int,
     optional_path,
+    parse_flags,
     parser_for,
     positive_float,
     setting,
@@ -737,5 +738,5 @@ def main(argv: list[str], prog: str = "stocksent run") -> int:
     parser = parser_for(
         RunSettings, prog, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    settings = from_arguments(RunSettings, parser.parse_args(argv))  # stocksent.cli: exit 2
+    settings = from_arguments(RunSettings, parse_flags(parser, argv))  # stocksent.cli: exit 2
     return run(settings)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from common import topics
 from common.kafka_settings import KafkaConnection
-from common.options import from_arguments, group, parser_for, shared
+from common.options import from_arguments, group, parse_flags, parser_for, shared
 from common.preflight import check_kafka
 from common.shared_options import PARTITIONS_OPTION
 from common.topic_admin import CHANGELOG_CONFIGS, ensure_topics
@@ -49,7 +49,7 @@ def main(argv: list[str], prog: str = "stocksent topics") -> int:
     """Creates the topics and prints what it did."""
     parser = parser_for(TopicsSettings, prog, __doc__)
     parser.add_argument("action", choices=("create",))
-    settings = from_arguments(TopicsSettings, parser.parse_args(argv))  # stocksent.cli: exit 2
+    settings = from_arguments(TopicsSettings, parse_flags(parser, argv))  # stocksent.cli: exit 2
     check_kafka(settings.kafka)
     created = create_topics(settings.kafka, settings.partitions)
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
