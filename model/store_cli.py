@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.failures import ExitCode
-from common.options import add_options, from_arguments, options_of, require, shared
+from common.options import add_options, from_arguments, options_of, parse_flags, require, shared
 from common.shared_options import MODEL_STORE_OPTION
 from model.store import ModelStore, StoreError, person
 
@@ -31,11 +31,13 @@ class ModelsSettings:
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     """Subcommands, each with `--store DIR` (default: $STOCKSENT_MODEL_STORE)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.splitlines()[0], allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         add_options(p, options_of(ModelsSettings))
         return p
 
@@ -65,7 +67,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str], prog: str = "stocksent models") -> int:
     """Entry point; see the module docstring for exit codes."""
-    args = build_parser(prog).parse_args(argv)
+    args = parse_flags(build_parser(prog), argv)
     settings = from_arguments(ModelsSettings, args)  # stocksent.cli: one line, exit 2
     try:
         return _run(args, Path(settings.store))

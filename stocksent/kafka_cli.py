@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from common.options import from_arguments, parser_for, shared
+from common.options import from_arguments, parse_flags, parser_for, shared
 from stocksent.local_kafka import (
     KAFKA_PORT_OPTION,
     KAFKA_VERSION_OPTION,
@@ -28,7 +28,7 @@ def main(argv: list[str], prog: str = "stocksent kafka") -> int:
     parser.add_argument("action", choices=("up", "down", "status"))
     # an action's argument, not a setting: no variable may wipe a broker by itself
     parser.add_argument("--wipe", action="store_true", help="down: also delete the broker's data")
-    args = parser.parse_args(argv)
+    args = parse_flags(parser, argv)
     settings = from_arguments(KafkaCliSettings, args)  # stocksent.cli: one line, exit 2
     broker = LocalKafka(port=settings.port, version=settings.kafka_version)
     try:
