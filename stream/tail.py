@@ -6,9 +6,9 @@ Window records (`stocksent aggregate`'s output, stocktwits.sentiment.by-symbol) 
 from labeled records per record, by their fields (`window_start`, `window_seconds`), not by
 the topic's name: the aggregator's `--output-topic` may be any name. Each is shown as a
 window row (window start, symbol, window length, count, bullish share, mean probability,
-final or early). The header first shown is the one for the topic's usual records (window
-rows for stocktwits.sentiment.by-symbol, else labeled rows) and is shown again whenever the
-kind of row changes, so it always matches the rows under it.
+final or early). The header is shown at start when the topic's name says what it holds
+(the labeled topic, the dead-letter topic, stocktwits.sentiment.by-symbol), else with the
+first row, and again whenever the kind of row changes, so it always matches the rows under it.
 
 Reads with `read_committed`, so in exactly-once mode it shows only committed records, and
 without a consumer group, so it never disturbs the classifier's offsets. Records of one poll
@@ -256,12 +256,15 @@ def render(settings: TailSettings, colour: bool) -> Callable[[Any], tuple[str | 
 
 
 def first_header(settings: TailSettings) -> str | None:
-    """The kind of rows the followed topic usually holds (None with --json)."""
+    """The kind of rows the followed topic holds when that is known from its name: the
+    labeled, dead-letter or by-symbol topic. None with --json, and for another topic (its
+    first row's header comes with that row)."""
     if settings.json:
         return None
     if settings.dlq:
         return DEAD_LETTER
-    return WINDOW if settings.followed_topic == BY_SYMBOL_TOPIC else LABELED
+    known = {settings.output_topic: LABELED, BY_SYMBOL_TOPIC: WINDOW}
+    return known.get(settings.followed_topic)
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)

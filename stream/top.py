@@ -103,13 +103,13 @@ def format_frame(
     """One screen: a header (topic, view, the current window, symbols in it), then a row
     per symbol, or "waiting for windows ..." when there is no window of the view yet."""
     head = f"{topic}  window {view}"
-    unreadable = f"  ({skipped} unreadable records skipped)" if skipped else ""
+    unreadable = f"  (unreadable records skipped: {skipped})" if skipped else ""
     if frame.start_ms is None:
         return f"{head}{unreadable}\nwaiting for windows ..."
     end_ms = frame.start_ms + frame.seconds * 1000
     start, end = _time(frame.start_ms), _time(end_ms)
     end = end[11:] if end[:10] == start[:10] else end
-    trend = max((len(row.sparkline) for row in frame.rows), default=0)
+    trend = max([len("trend")] + [len(row.sparkline) for row in frame.rows])
     lines = [
         f"{head}  {start}–{end} UTC  {frame.symbols} symbols{unreadable}",
         f"{'#':>3} {'symbol':<8} {'count':>6} {'bullish':>7} {'change':>8}  "
@@ -119,7 +119,7 @@ def format_frame(
         state = "final" if row.final else paint("early", "dim", colour)
         lines.append(
             f"{rank:>3} {row.symbol:<8} {row.count:>6} {row.bullish_share:>7.1%} "
-            f"{_change(row, colour)}  {row.sparkline}  {state}"
+            f"{_change(row, colour)}  {row.sparkline:<{trend}}  {state}"
         )
     return "\n".join(lines)
 

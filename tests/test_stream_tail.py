@@ -108,6 +108,8 @@ def test_first_header_follows_the_topic() -> None:
     assert first_header(settings("--topic", BY_SYMBOL_TOPIC)) == WINDOW
     assert first_header(settings("--dlq")) == DEAD_LETTER
     assert first_header(settings("--json")) is None
+    assert first_header(settings("--topic", "my.windows")) is None  # shown with the first row
+    assert first_header(settings("--topic", OUTPUT_TOPIC)) == LABELED
 
 
 def test_each_record_is_shown_by_its_kind() -> None:

@@ -39,7 +39,7 @@ def test_header_names_topic_view_window_and_symbols() -> None:
     end = iso_ms(BASE_MS + MINUTE_MS)[11:19]
     assert (
         header
-        == f"by-symbol  window 60s  {start}–{end} UTC  2 symbols  (1 unreadable records skipped)"
+        == f"by-symbol  window 60s  {start}–{end} UTC  2 symbols  (unreadable records skipped: 1)"
     )
     assert columns.split()[:5] == ["#", "symbol", "count", "bullish", "change"]
     aapl, tsla = rows
@@ -53,6 +53,7 @@ def test_header_names_topic_view_window_and_symbols() -> None:
     assert aapl.endswith("  final")
     assert tsla.split()[:5] == ["2", "TSLA", "4", f"{3 / 4:.1%}", "new"]
     assert tsla.endswith("  early")
+    assert aapl.index("final") == tsla.index("early") == columns.index("state")
 
 
 def test_plain_unless_colour_is_asked() -> None:
