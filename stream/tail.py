@@ -123,11 +123,16 @@ def format_row(record: Mapping[str, Any], width: int, colour: bool = False) -> s
     )
 
 
+def utc_time(epoch_ms: int) -> str:
+    """`YYYY-MM-DD HH:MM:SS` (UTC), as the rows show a time."""
+    return iso_ms(epoch_ms).replace("T", " ")[:19]
+
+
 def format_window_row(record: Mapping[str, Any], colour: bool = False) -> str:
     """One line for a window record: start, symbol, length, count, bullish share, mean
     probability, final or early. Raises ValueError for an invalid window record."""
     window = parse_window(record)
-    when = iso_ms(window.start_ms).replace("T", " ")[:19]
+    when = utc_time(window.start_ms)
     majority = "bullish" if window.bullish_share >= 0.5 else "bearish"
     share = paint(f"{window.bullish_share:>7.1%}", majority, colour)
     state = "final" if window.final else paint("early", "dim", colour)

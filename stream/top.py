@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -31,8 +30,7 @@ from common.options import (
 from common.preflight import check_kafka
 from common.topics import BY_SYMBOL_TOPIC
 from stream.aggregate.durations import Duration, duration, window_duration
-from stream.aggregate.windows import iso_ms
-from stream.tail import StopSignals, open_consumer, paint, use_colour
+from stream.tail import StopSignals, open_consumer, paint, use_colour, utc_time
 from stream.window_view import Board, Frame, Row
 
 CLEAR_SCREEN = "\033[H\033[2J"  # cursor home, clear the screen
@@ -85,10 +83,6 @@ class TopSettings:
         return (self.history + 1) * self.window.ms
 
 
-def _time(epoch_ms: int) -> str:
-    return iso_ms(epoch_ms).replace("T", " ")[:19]
-
-
 def _change(row: Row, colour: bool) -> str:
     if row.change_pp is None:
         return f"{'new':>8}"
@@ -107,7 +101,7 @@ def format_frame(
     if frame.start_ms is None:
         return f"{head}{unreadable}\nwaiting for windows ..."
     end_ms = frame.start_ms + frame.seconds * 1000
-    start, end = _time(frame.start_ms), _time(end_ms)
+    start, end = utc_time(frame.start_ms), utc_time(end_ms)
     end = end[11:] if end[:10] == start[:10] else end
     trend = max([len("trend")] + [len(row.sparkline) for row in frame.rows])
     lines = [
@@ -143,9 +137,9 @@ class Screen:
         self.shown += 1
 
 
-def read_until(consumer: Any, board: Board, deadline: float, stopping: Callable[[], bool]) -> None:
+def read_until(consumer: Any, board: Board, deadline: float, signals: StopSignals) -> None:
     """Reads window records into `board` until the monotonic `deadline`."""
-    while not stopping():
+    while not signals.stopping:
         left_ms = int((deadline - time.monotonic()) * 1000)
         if left_ms <= 0:
             return
@@ -154,14 +148,14 @@ def read_until(consumer: Any, board: Board, deadline: float, stopping: Callable[
                 board.add_value(record.value)
 
 
-def catch_up(consumer: Any, board: Board, deadline: float, stopping: Callable[[], bool]) -> None:
+def catch_up(consumer: Any, board: Board, deadline: float, signals: StopSignals) -> None:
     """Reads what the topic held at start (up to its committed end) into `board`, or until
     the monotonic `deadline`."""
     ends = consumer.end_offsets(list(consumer.assignment()))
-    while not stopping() and time.monotonic() < deadline:
+    while not signals.stopping and time.monotonic() < deadline:
         if all(consumer.position(tp) >= end for tp, end in ends.items()):
             return
-        read_until(consumer, board, min(deadline, time.monotonic() + 0.2), stopping)
+        read_until(consumer, board, min(deadline, time.monotonic() + 0.2), signals)
 
 
 def watch(settings: TopSettings, out: TextIO = sys.stdout) -> int:
@@ -173,8 +167,7 @@ def watch(settings: TopSettings, out: TextIO = sys.stdout) -> int:
     seconds, interval = settings.window.ms // 1000, settings.refresh.ms / 1000
     try:
         with StopSignals() as signals:
-            stopping = lambda: signals.stopping  # noqa: E731
-            catch_up(consumer, board, time.monotonic() + CATCH_UP_S, stopping)
+            catch_up(consumer, board, time.monotonic() + CATCH_UP_S, signals)
             next_at = time.monotonic()
             while not signals.stopping:
                 frame = board.frame(seconds, settings.rows)
@@ -187,7 +180,7 @@ def watch(settings: TopSettings, out: TextIO = sys.stdout) -> int:
                 next_at += interval
                 if next_at < time.monotonic():  # behind (a slow terminal): skip, don't rush
                     next_at = time.monotonic() + interval
-                read_until(consumer, board, next_at, stopping)
+                read_until(consumer, board, next_at, signals)
     except KeyboardInterrupt:
         pass
     finally:
