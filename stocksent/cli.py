@@ -40,7 +40,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "stream.aggregate.cli",
         "per-symbol windows of the labels: Kafka in, windows out",
     ),
-    "tail": ("stream.tail", "follow the labeled output topic (or the DLQ)"),
+    "tail": ("stream.tail", "follow the labeled output topic (or the DLQ, or any topic)"),
+    "top": (
+        "stream.top",
+        "the symbols by volume in the current window, refreshed in the terminal",
+    ),
     "run": ("stocksent.run", "start Kafka, producer and classifier, and show the stream"),
     "bench": ("bench.run", "measure model ceiling, naive, pipeline and latency"),
 }

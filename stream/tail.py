@@ -1,5 +1,14 @@
-"""`stocksent tail`: follow the labeled output topic (or, with `--dlq`, the dead-letter topic)
-and print one row a record, or one JSON object a line with `--json`.
+"""`stocksent tail`: follow the labeled output topic (or, with `--dlq`, the dead-letter topic,
+or with `--topic`, any topic) and print one row a record, or one JSON object a line with
+`--json`.
+
+Window records (`stocksent aggregate`'s output, stocktwits.sentiment.by-symbol) are told
+from labeled records per record, by their fields (`window_start`, `window_seconds`), not by
+the topic's name: the aggregator's `--output-topic` may be any name. Each is shown as a
+window row (window start, symbol, window length, count, bullish share, mean probability,
+final or early). The header is shown at start when the topic's name says what it holds
+(the labeled topic, the dead-letter topic, stocktwits.sentiment.by-symbol), else with the
+first row, and again whenever the kind of row changes, so it always matches the rows under it.
 
 Reads with `read_committed`, so in exactly-once mode it shows only committed records, and
 without a consumer group, so it never disturbs the classifier's offsets. Records of one poll
@@ -27,9 +36,13 @@ from common.options import (
     parse_settings,
     setting,
     shared,
+    trimmed,
 )
 from common.preflight import check_kafka
 from common.shared_options import DLQ_TOPIC_OPTION, OUTPUT_TOPIC_OPTION
+from common.topics import BY_SYMBOL_TOPIC
+from stream.aggregate.windows import iso_ms
+from stream.window_view import is_window_record, parse_window, window_length
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,13 @@ class TailSettings:
     output_topic: str = shared(OUTPUT_TOPIC_OPTION)
     dlq_topic: str = shared(DLQ_TOPIC_OPTION)
     dlq: bool = setting(boolean, False, "follow the dead-letter topic instead", is_flag=True)
+    topic: str = setting(
+        trimmed,
+        "",
+        "follow this topic instead (e.g. stocktwits.sentiment.by-symbol: window rows); "
+        "empty: the labeled topic, or the dead-letter topic with --dlq",
+        env="TAIL_TOPIC",
+    )
     json: bool = setting(
         boolean, False, "print each record as one JSON object a line", is_flag=True
     )
@@ -50,14 +70,23 @@ class TailSettings:
     max_records: int = setting(non_negative_int, 0, "stop after this many records (0 = follow)")
     width: int = setting(non_negative_int, 70, "characters of message text to show")
 
+    def __post_init__(self) -> None:
+        if self.topic and self.dlq:
+            raise SettingsError("--topic and --dlq: give one of them")
+
     @property
-    def topic(self) -> str:
-        """The topic followed: the dead-letter topic with --dlq, else the labeled one."""
-        return self.dlq_topic if self.dlq else self.output_topic
+    def followed_topic(self) -> str:
+        """The topic followed: --topic, else the dead-letter topic with --dlq, else the
+        labeled one."""
+        return self.topic or (self.dlq_topic if self.dlq else self.output_topic)
 
 
 HEADER = f"{'time (UTC)':<20} {'symbol':<8} {'label':<8} {'p(bull)':>7}  text"
 DLQ_HEADER = f"{'time (UTC)':<20} {'reason':<16} {'from':<24} detail | value"
+WINDOW_HEADER = (
+    f"{'window start (UTC)':<20} {'symbol':<8} {'window':>6} {'count':>6} "
+    f"{'bullish':>7} {'p(bull)':>7}  state"
+)
 
 COLOURS = {"bullish": "32", "bearish": "31", "dlq": "33", "dim": "2"}
 
@@ -91,6 +120,25 @@ def format_row(record: Mapping[str, Any], width: int, colour: bool = False) -> s
     body = _clip(str(record.get("body") or ""), width)
     return (
         f"{when:<20} {symbol:<8} {paint(f'{label:<8}', label, colour)} {probability:>7.3f}  {body}"
+    )
+
+
+def utc_time(epoch_ms: int) -> str:
+    """`YYYY-MM-DD HH:MM:SS` (UTC), as the rows show a time."""
+    return iso_ms(epoch_ms).replace("T", " ")[:19]
+
+
+def format_window_row(record: Mapping[str, Any], colour: bool = False) -> str:
+    """One line for a window record: start, symbol, length, count, bullish share, mean
+    probability, final or early. Raises ValueError for an invalid window record."""
+    window = parse_window(record)
+    when = utc_time(window.start_ms)
+    majority = "bullish" if window.bullish_share >= 0.5 else "bearish"
+    share = paint(f"{window.bullish_share:>7.1%}", majority, colour)
+    state = "final" if window.final else paint("early", "dim", colour)
+    return (
+        f"{when:<20} {window.symbol:<8} {window_length(window.seconds):>6} {window.count:>6} "
+        f"{share} {window.mean_probability:>7.3f}  {state}"
     )
 
 
@@ -181,58 +229,98 @@ def poll_in_time_order(consumer: Any, timeout_ms: int = 500) -> Iterator[Any]:
     return iter(batch)
 
 
-def render(settings: TailSettings, colour: bool) -> Callable[[Any], str]:
-    """The function that turns one consumer record into the line to print."""
+LABELED, WINDOW, DEAD_LETTER = "labeled", "window", "dlq"
+HEADERS = {LABELED: HEADER, WINDOW: WINDOW_HEADER, DEAD_LETTER: DLQ_HEADER}
+
+
+def render(settings: TailSettings, colour: bool) -> Callable[[Any], tuple[str | None, str]]:
+    """The function that turns one consumer record into (kind of row, line to print); the
+    kind (a key of HEADERS) is None for JSON lines and for records that cannot be shown."""
     width = settings.width
     if settings.dlq and settings.json:
-        return lambda r: orjson.dumps(dlq_json(r.value, r.headers)).decode()
+        return lambda r: (None, orjson.dumps(dlq_json(r.value, r.headers)).decode())
     if settings.dlq:
-        return lambda r: format_dlq_row(r.value, r.headers, width, colour)
+        return lambda r: (DEAD_LETTER, format_dlq_row(r.value, r.headers, width, colour))
 
-    def labeled(record: Any) -> str:
+    def decoded_row(record: Any) -> tuple[str | None, str]:
         try:
             decoded = orjson.loads(record.value)
         except (orjson.JSONDecodeError, TypeError):
-            return f"(undecodable record at offset {record.offset})"
+            return None, f"(undecodable record at offset {record.offset})"
         if settings.json:
-            return orjson.dumps(decoded).decode()
+            return None, orjson.dumps(decoded).decode()
+        kind = WINDOW if is_window_record(decoded) else LABELED
         try:
-            return format_row(decoded, width, colour)
+            if kind == WINDOW:
+                return kind, format_window_row(decoded, colour)
+            return kind, format_row(decoded, width, colour)
         except (TypeError, ValueError, AttributeError):
-            return f"(unexpected record at offset {record.offset})"
+            return None, f"(unexpected {kind} record at offset {record.offset})"
 
-    return labeled
+    return decoded_row
+
+
+def first_header(settings: TailSettings) -> str | None:
+    """The kind of rows the followed topic holds when that is known from its name: the
+    labeled, dead-letter or by-symbol topic. None with --json, and for another topic (its
+    first row's header comes with that row)."""
+    if settings.json:
+        return None
+    if settings.dlq:
+        return DEAD_LETTER
+    known = {settings.output_topic: LABELED, BY_SYMBOL_TOPIC: WINDOW}
+    return known.get(settings.followed_topic)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class StopSignals:
+    """While entered, SIGTERM and SIGHUP set `stopping` instead of ending the process, so a
+    loop can finish its step and close its consumer."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._previous: dict[int, Any] = {}
+
+    def _stop(self, _signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {sig: signal.signal(sig, self._stop) for sig in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def follow(settings: TailSettings, out: TextIO = sys.stdout) -> int:
     """Prints records as they arrive until interrupted or `max_records` is reached."""
     consumer = open_consumer(
-        settings.kafka, settings.topic, settings.since_ms, settings.from_beginning
+        settings.kafka, settings.followed_topic, settings.since_ms, settings.from_beginning
     )
-    stopping = False
-
-    def stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     shown = 0
     line = render(settings, use_colour(out))
+    header = first_header(settings)
     try:
-        if not settings.json:
-            print(DLQ_HEADER if settings.dlq else HEADER, file=out, flush=True)
-        limit = settings.max_records
-        while not stopping:
-            for record in poll_in_time_order(consumer):
-                print(line(record), file=out, flush=True)
-                shown += 1
-                if limit and shown >= limit:
-                    return 0
+        with StopSignals() as signals:
+            if header is not None:
+                print(HEADERS[header], file=out, flush=True)
+            limit = settings.max_records
+            while not signals.stopping:
+                for record in poll_in_time_order(consumer):
+                    kind, text = line(record)
+                    if kind is not None and kind != header:
+                        header = kind
+                        print(HEADERS[header], file=out, flush=True)
+                    print(text, file=out, flush=True)
+                    shown += 1
+                    if limit and shown >= limit:
+                        return 0
     except KeyboardInterrupt:
         pass
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         consumer.close()
     return 0
 

@@ -57,7 +57,9 @@ def assert_one_line_error(code: int, out: str, err: str, seconds: float, expecte
 
 # never created: the checks come before the learner's store is made
 LEARN = "learn --model-store /nonexistent/stocksent-store"
-KAFKA_COMMANDS = ["classify", "aggregate", "produce --synthetic", "tail", "topics create", LEARN]
+KAFKA_COMMANDS = [
+    "classify", "aggregate", "produce --synthetic", "tail", "top", "topics create", LEARN,
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", KAFKA_COMMANDS)

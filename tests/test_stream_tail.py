@@ -1,10 +1,31 @@
-"""`stocksent tail` rows: labeled records, dead letters (--dlq) and JSON lines (--json)."""
+"""`stocksent tail` rows: labeled records, window records (--topic), dead letters (--dlq) and
+JSON lines (--json)."""
 
 from __future__ import annotations
 
-import orjson
+from types import SimpleNamespace
 
-from stream.tail import dlq_json, format_dlq_row, format_row, paint
+import orjson
+import pytest
+
+from common.options import SettingsError, parse_settings
+from common.topics import BY_SYMBOL_TOPIC, DLQ_TOPIC, OUTPUT_TOPIC
+from stream.aggregate.windows import iso_ms
+from stream.tail import (
+    DEAD_LETTER,
+    LABELED,
+    WINDOW,
+    WINDOW_HEADER,
+    TailSettings,
+    dlq_json,
+    first_header,
+    format_dlq_row,
+    format_row,
+    format_window_row,
+    paint,
+    render,
+)
+from tests.window_support import BASE_MS, record, value
 
 HEADERS = [
     ("source", b"replay"),
@@ -50,3 +71,71 @@ def test_dead_letter_as_json_keeps_the_original_value() -> None:
 def test_no_colour_unless_asked() -> None:
     assert paint("x", "bearish", False) == "x"
     assert paint("x", "bearish", True) == "\033[31mx\033[0m"
+
+
+def test_window_row_from_a_record_of_the_builder() -> None:
+    built = record("BTC.X", BASE_MS, 8, 6, final=False)
+    row = format_window_row(built)
+    start = iso_ms(BASE_MS).replace("T", " ")[:19]
+    assert row.split() == [
+        *start.split(),
+        "BTC.X",
+        "1m",
+        "8",
+        f"{6 / 8:.1%}",
+        f"{built['mean_probability']:.3f}",
+        "early",
+    ]
+    assert len(row.split("  early")[0]) == len(WINDOW_HEADER.split("  state")[0])
+    assert format_window_row({**built, "final": True}).endswith("  final")
+    assert "\033[32m" in format_window_row(built, colour=True)
+
+
+def settings(*argv: str) -> TailSettings:
+    return parse_settings(TailSettings, list(argv), "tail", environ={})
+
+
+def test_topic_option_picks_the_topic_and_refuses_dlq() -> None:
+    assert settings().followed_topic == OUTPUT_TOPIC
+    assert settings("--dlq").followed_topic == DLQ_TOPIC
+    assert settings("--topic", BY_SYMBOL_TOPIC).followed_topic == BY_SYMBOL_TOPIC
+    with pytest.raises(SettingsError, match="--topic and --dlq"):
+        settings("--topic", BY_SYMBOL_TOPIC, "--dlq")
+
+
+def test_first_header_follows_the_topic() -> None:
+    assert first_header(settings()) == LABELED
+    assert first_header(settings("--topic", BY_SYMBOL_TOPIC)) == WINDOW
+    assert first_header(settings("--dlq")) == DEAD_LETTER
+    assert first_header(settings("--json")) is None
+    assert first_header(settings("--topic", "my.windows")) is None  # shown with the first row
+    assert first_header(settings("--topic", OUTPUT_TOPIC)) == LABELED
+
+
+def test_each_record_is_shown_by_its_kind() -> None:
+    labeled = {
+        "created_at": "2026-05-29T13:30:11Z",
+        "symbols": ["TSLA"],
+        "sentiment": {"label": "bearish", "probability": 0.2},
+        "body": "down",
+    }
+    line = render(settings("--topic", "any"), colour=False)
+    window = value("AAPL", BASE_MS, 4, 1)
+    assert line(SimpleNamespace(value=window, offset=1)) == (
+        WINDOW,
+        format_window_row(orjson.loads(window)),
+    )
+    assert line(SimpleNamespace(value=orjson.dumps(labeled), offset=2)) == (
+        LABELED,
+        format_row(labeled, 70),
+    )
+    broken = orjson.dumps({**orjson.loads(window), "count": 0})
+    assert line(SimpleNamespace(value=broken, offset=3)) == (
+        None,
+        "(unexpected window record at offset 3)",
+    )
+    as_json = render(settings("--topic", "any", "--json"), colour=False)
+    assert as_json(SimpleNamespace(value=window, offset=1)) == (
+        None,
+        orjson.dumps(orjson.loads(window)).decode(),
+    )

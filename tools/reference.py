@@ -33,6 +33,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("stocksent produce", "producers.cli", "ProducerSettings"),
     ("stocksent run", "stocksent.run", "RunSettings"),
     ("stocksent tail", "stream.tail", "TailSettings"),
+    ("stocksent top", "stream.top", "TopSettings"),
     ("stocksent topics create", "stocksent.topics_cli", "TopicsSettings"),
     ("stocksent train", "model.train_cli", "TrainSettings"),
     ("stocksent evaluate", "model.evaluate_cli", "EvaluateSettings"),
