@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import jsonschema
 
@@ -18,13 +19,26 @@ def test_generated_tables_are_current() -> None:
         assert render(path, text) == text, f"{path.name} is stale: run `make docs`"
 
 
+def _example(marker: str) -> Any:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(rf"<!-- {marker} -->\s*```json\n(.*?)```", text, re.S)
+    assert match, f"README.md has no {marker}"
+    return json.loads(match.group(1))
+
+
 def test_output_example_is_valid_against_the_schema() -> None:
     from stream.sentiment_record import schema
 
-    text = README.read_text(encoding="utf-8")
-    match = re.search(r"<!-- output-example -->\s*```json\n(.*?)```", text, re.S)
-    assert match, "README.md has no output example"
-    jsonschema.validate(json.loads(match.group(1)), schema())
+    jsonschema.validate(_example("output-example"), schema())
+
+
+def test_window_example_is_valid_and_its_share_is_its_figures() -> None:
+    from stream.aggregate.window_record import schema
+
+    window = _example("window-example")
+    jsonschema.validate(window, schema())
+    assert window["bullish_share"] == window["bullish"] / window["count"]
+    assert sum(window["model_versions"].values()) == window["count"]
 
 
 def test_the_dead_letter_section_lists_every_reason_with_an_example() -> None:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from common import topics
+from stocksent.local_kafka import free_port
 from stocksent.service_process import REPO_ROOT
 from tests.kafka_support import drain, free_port_pair
 from tests.polling import wait_for
@@ -63,11 +64,13 @@ def test_make_run_streams_labels_and_stops_on_sigint(kafka_bootstrap: str, tmp_p
         else 0
     )
     metrics_port = free_port_pair()
+    aggregator_port = free_port()
     env = {
         **os.environ,
         "STOCKSENT_LOG_DIR": str(tmp_path / "logs"),
         "STOCKSENT_CLASSIFIER_METRICS_PORT": str(metrics_port),
         "STOCKSENT_PRODUCER_METRICS_PORT": str(metrics_port + 1),
+        "STOCKSENT_AGGREGATOR_METRICS_PORT": str(aggregator_port),
         # every row shown (the default 4 a second would hide some of a burst of 5)
         "STOCKSENT_ROWS_PER_SECOND": "100",
     }
@@ -125,11 +128,12 @@ def test_make_run_streams_labels_and_stops_on_sigint(kafka_bootstrap: str, tmp_p
         reader.join(timeout=10)
     text = "".join(lines)
     assert "metrics: classifier http://127.0.0.1:" in text, text
+    assert f"aggregator http://127.0.0.1:{aggregator_port}/metrics" in text, text
     assert "all stopped (exit 0)" in text, text
     # make itself ends by the interrupt, after waiting for `stocksent run` to finish
     assert make.returncode == -signal.SIGINT, text
     wait_for(
-        lambda: not _processes_mentioning(str(metrics_port)),
+        lambda: not any(_processes_mentioning(str(p)) for p in (metrics_port, aggregator_port)),
         timeout=20,
         what="the children of run to exit",
     )

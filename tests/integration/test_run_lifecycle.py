@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from common.preflight import port_owner
-from stocksent.local_kafka import LocalKafka, free_port_pair
+from stocksent.local_kafka import LocalKafka, free_port, free_port_pair
 from stocksent.service_process import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,8 @@ def started_run(tmp_path: Path, bootstrap: str | None) -> Iterator[Run]:
     """Starts `stocksent run` (its own Kafka unless `bootstrap`) and waits for rows."""
     metrics = free_port_pair()
     kafka_port = free_port_pair()
-    ports = [metrics, metrics + 1]
+    aggregator_metrics = free_port()
+    ports = [metrics, metrics + 1, aggregator_metrics]
     argv = [
         sys.executable,
         "-m",
@@ -93,6 +94,8 @@ def started_run(tmp_path: Path, bootstrap: str | None) -> Iterator[Run]:
         str(metrics),
         "--producer-metrics-port",
         str(metrics + 1),
+        "--aggregator-metrics-port",
+        str(aggregator_metrics),
         "--log-dir",
         str(tmp_path / "logs"),
     ]
@@ -114,7 +117,7 @@ def started_run(tmp_path: Path, bootstrap: str | None) -> Iterator[Run]:
         output = _read_until(process, b"bullish", 180)  # a labeled row: all of it is running
         record = orjson.loads((tmp_path / "logs" / "active.json").read_bytes())
         children = {k: int(v) for k, v in record["children"].items()}
-        assert {"classifier", "producer"} <= set(children)
+        assert {"classifier", "aggregator", "producer"} <= set(children)
         assert bootstrap or "kafka" in children
         yield Run(process, children, ports, output)
     finally:

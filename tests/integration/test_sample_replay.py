@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from common import topics
-from stocksent.local_kafka import free_port_pair
+from stocksent.local_kafka import free_port, free_port_pair
 from stocksent.run import SAMPLE_REPLAY
 from stocksent.service_process import REPO_ROOT
 from tests.kafka_support import drain
@@ -80,6 +80,7 @@ def test_sample_replay_through_the_whole_pipeline(kafka_bootstrap: str, tmp_path
             "--rate", "100",
             "--classifier-metrics-port", str(metrics),
             "--producer-metrics-port", str(metrics + 1),
+            "--aggregator-metrics-port", str(free_port()),
             "--log-dir", str(tmp_path / "logs"),
         ],
         cwd=REPO_ROOT,
