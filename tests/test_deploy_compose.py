@@ -29,17 +29,6 @@ DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 
-SERVICES = {
-    "kafka",
-    "topic-init",
-    "model-store-init",
-    "producer",
-    "classifier",
-    "learner",
-    "aggregator",
-    "prometheus",
-    "grafana",
-}
 PYTHON_SERVICES = {
     "topic-init",
     "model-store-init",
@@ -48,6 +37,7 @@ PYTHON_SERVICES = {
     "learner",
     "aggregator",
 }
+SERVICES = PYTHON_SERVICES | {"kafka", "prometheus", "grafana"}
 # The long-running ones, each with its own metrics port (common/metrics_endpoint.py).
 METRICS_SERVICES = ("producer", "classifier", "learner", "aggregator")
 MODEL_STORE = "/var/lib/stocksent/models"
