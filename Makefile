@@ -70,7 +70,7 @@ docs: install  ## regenerate the generated tables: docs/REFERENCE.md, README opt
 	$(BIN)/python -m tools.reference
 
 bench: install  ## the speed benchmark (writes bench/results/latest.json)
-	$(BIN)/stocksent bench
+	$(BIN)/python -m bench.run
 
 drift-demo: install  ## the learning loop end to end on the canonical data (needs ../shared/data)
 	$(BIN)/python -m bench.drift_demo $(if $(WORK),--work $(WORK))

@@ -1,7 +1,7 @@
 """The aggregator's drain on a real Kafka: N labeled records preloaded into a fresh input
 topic, `stocksent aggregate` started on it, timed from ready until both stages committed
 everything (every input record, and every partial aggregate and marker it wrote), with the
-CPU it (and the broker) spent meanwhile. Used by `stocksent bench` (bench/run.py) beside
+CPU it (and the broker) spent meanwhile. Used by `make bench` (bench/run.py) beside
 the classifier's pipeline drain; runnable alone:
 `python -m bench.aggregate --bootstrap-servers HOST:PORT [--messages N]`."""
 

@@ -1,5 +1,5 @@
 """Pipeline measurements on a real Kafka: drain rate, latency at a fixed offered load, the
-classifier's start-up time and peak memory. Used by `stocksent bench` (bench/run.py)."""
+classifier's start-up time and peak memory. Used by `make bench` (bench/run.py)."""
 
 from __future__ import annotations
 

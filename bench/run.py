@@ -1,4 +1,4 @@
-"""`stocksent bench` / `make bench`: the model's ceiling, naive prediction, the seed's
+"""`make bench` (`python -m bench.run`): the model's ceiling, naive prediction, the seed's
 configuration, the pipeline's drain rate, latency at half that rate, memory and start-up,
 all measured in one run on a real local Kafka, so the ratios hold on a noisy machine.
 
@@ -732,7 +732,7 @@ def update_readme(table: str, readme: Path = README) -> bool:
     return True
 
 
-def main(argv: list[str], prog: str = "stocksent bench") -> int:
+def main(argv: list[str], prog: str = "make bench") -> int:
     """Runs every measurement and writes the results."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="canonical split folder")

@@ -46,7 +46,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "the symbols by volume in the current window, refreshed in the terminal",
     ),
     "run": ("stocksent.run", "start Kafka, producer and classifier, and show the stream"),
-    "bench": ("bench.run", "measure model ceiling, naive, pipeline and latency"),
 }
 
 _EXIT_MEANING = {
