@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from model.data import CANONICAL_SPLIT_DIR
-from model.machine import cpu_model, limit_tensorflow_threads
+from model.machine import limit_tensorflow_threads, machine_description
 
 DEFAULT_BATCH_SIZES = (1, 32, 256, 2048)
 SEED_SEQUENCE_LENGTH = 244
@@ -308,7 +308,7 @@ def run(
     messages = sample_messages()
     report: dict[str, Any] = {
         "model": str(model_dir),
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "machine": machine_description(),
         "tensorflow_version": tf.__version__,
         "threads": threads or "one per core",
         "callers": callers,

@@ -410,7 +410,7 @@ def _write_candidate_manifest(
     from model import smoke
     from model.card import write_card
     from model.export import write_manifest
-    from model.machine import cpu_model
+    from model.machine import machine_description
 
     metrics = {"holdout": decision.holdout["candidate"]}
     if decision.base_test is not None:
@@ -438,7 +438,7 @@ def _write_candidate_manifest(
                 "promote": decision.promote,
                 "reason": decision.reason,
             },
-            "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+            "machine": machine_description(),
             smoke.MANIFEST_FIELD: smoke.record(candidate),
         },
     )

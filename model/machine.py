@@ -3,6 +3,7 @@ threads TensorFlow may use (training, the classifier, the benchmarks)."""
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -16,6 +17,11 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def machine_description() -> str:
+    """The CPU model and core count, as manifests and benchmark results record them."""
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def limit_tensorflow_threads(threads: int, concurrent_calls: int = 1) -> None:

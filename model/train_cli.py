@@ -35,7 +35,7 @@ from common.options import (
 from model.data import SPLITS, split_path
 from model.distill import TEACHERS
 from model.hyperparameters import LR_MONITORS, POOLINGS, NetworkConfig, TrainingConfig
-from model.machine import cpu_model, limit_tensorflow_threads
+from model.machine import limit_tensorflow_threads, machine_description
 from model.metrics import BULLISH_THRESHOLD
 
 if TYPE_CHECKING:
@@ -418,7 +418,7 @@ def manifest_fields(settings: TrainSettings, build: Build) -> dict[str, Any]:
             "bullish_share": round(float(build.splits["train"].labels.mean()), 6),
             "files": split_files(settings.data, build.splits),
         },
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "machine": machine_description(),
         "rebuild_command": build.command,
         smoke.MANIFEST_FIELD: smoke.record(build.predictor),
     }

@@ -33,6 +33,7 @@ from common.options import (
     parse_settings,
     positive_float,
     positive_int,
+    require,
     setting,
     shared,
 )
@@ -122,8 +123,7 @@ class LearnerSettings:
     log_level: str = shared(LOG_LEVEL_OPTION)
 
     def __post_init__(self) -> None:
-        if not self.model_store:
-            raise SettingsError("--model-store: required (or set STOCKSENT_MODEL_STORE)")
+        require(self, "model_store")
         base = self.base_data
         if base is not None and not all(
             (base / f"{split}.csv.gz").is_file() or (base / f"{split}.csv").is_file()
