@@ -2,12 +2,14 @@
 or with `--topic`, any topic) and print one row a record, or one JSON object a line with
 `--json`.
 
-Window records (`stocksent aggregate`'s output, stocktwits.sentiment.by-symbol) are told
-from labeled records per record, by their fields (`window_start`, `window_seconds`), not by
-the topic's name: the aggregator's `--output-topic` may be any name. Each is shown as a
+Each record is shown by its kind, told per record, not by the topic's name (the services'
+topics may have any name): a dead letter (of the classifier or the aggregator) by its
+`dlq_reason` header, a window record (`stocksent aggregate`'s output,
+stocktwits.sentiment.by-symbol) by its fields (`window_start`, `window_seconds`), anything
+else as a labeled record. Each is shown as a
 window row (window start, symbol, window length, count, bullish share, mean probability,
 final or early). The header is shown at start when the topic's name says what it holds
-(the labeled topic, the dead-letter topic, stocktwits.sentiment.by-symbol), else with the
+(the labeled topic, a dead-letter topic, stocktwits.sentiment.by-symbol), else with the
 first row, and again whenever the kind of row changes, so it always matches the rows under it.
 
 Reads with `read_committed`, so in exactly-once mode it shows only committed records, and
@@ -40,7 +42,7 @@ from common.options import (
 )
 from common.preflight import check_kafka
 from common.shared_options import DLQ_TOPIC_OPTION, OUTPUT_TOPIC_OPTION
-from common.topics import BY_SYMBOL_TOPIC
+from common.topics import BY_SYMBOL_TOPIC, SENTIMENT_DLQ_TOPIC
 from stream.aggregate.windows import iso_ms
 from stream.window_view import is_window_record, parse_window, window_length
 
@@ -237,10 +239,11 @@ def render(settings: TailSettings, colour: bool) -> Callable[[Any], tuple[str | 
     """The function that turns one consumer record into (kind of row, line to print); the
     kind (a key of HEADERS) is None for JSON lines and for records that cannot be shown."""
     width = settings.width
-    if settings.dlq and settings.json:
-        return lambda r: (None, orjson.dumps(dlq_json(r.value, r.headers)).decode())
-    if settings.dlq:
-        return lambda r: (DEAD_LETTER, format_dlq_row(r.value, r.headers, width, colour))
+
+    def dead_letter_row(record: Any) -> tuple[str | None, str]:
+        if settings.json:
+            return None, orjson.dumps(dlq_json(record.value, record.headers)).decode()
+        return DEAD_LETTER, format_dlq_row(record.value, record.headers, width, colour)
 
     def decoded_row(record: Any) -> tuple[str | None, str]:
         try:
@@ -257,7 +260,18 @@ def render(settings: TailSettings, colour: bool) -> Callable[[Any], tuple[str | 
         except (TypeError, ValueError, AttributeError):
             return None, f"(unexpected {kind} record at offset {record.offset})"
 
-    return decoded_row
+    def row(record: Any) -> tuple[str | None, str]:
+        if settings.dlq or is_dead_letter(record.headers):
+            return dead_letter_row(record)
+        return decoded_row(record)
+
+    return row
+
+
+def is_dead_letter(headers: list[tuple[str, bytes]] | None) -> bool:
+    """True for a record of a dead-letter topic (the classifier's or the aggregator's): it
+    carries a `dlq_reason` header."""
+    return any(name == "dlq_reason" for name, _ in headers or [])
 
 
 def first_header(settings: TailSettings) -> str | None:
@@ -268,7 +282,12 @@ def first_header(settings: TailSettings) -> str | None:
         return None
     if settings.dlq:
         return DEAD_LETTER
-    known = {settings.output_topic: LABELED, BY_SYMBOL_TOPIC: WINDOW}
+    known = {
+        settings.output_topic: LABELED,
+        BY_SYMBOL_TOPIC: WINDOW,
+        settings.dlq_topic: DEAD_LETTER,
+        SENTIMENT_DLQ_TOPIC: DEAD_LETTER,
+    }
     return known.get(settings.followed_topic)
 
 

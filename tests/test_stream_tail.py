@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from common.options import SettingsError, parse_settings
-from common.topics import BY_SYMBOL_TOPIC, DLQ_TOPIC, OUTPUT_TOPIC
+from common.topics import BY_SYMBOL_TOPIC, DLQ_TOPIC, OUTPUT_TOPIC, SENTIMENT_DLQ_TOPIC
 from stream.aggregate.windows import iso_ms
 from stream.tail import (
     DEAD_LETTER,
@@ -110,6 +110,16 @@ def test_first_header_follows_the_topic() -> None:
     assert first_header(settings("--json")) is None
     assert first_header(settings("--topic", "my.windows")) is None  # shown with the first row
     assert first_header(settings("--topic", OUTPUT_TOPIC)) == LABELED
+    assert first_header(settings("--topic", SENTIMENT_DLQ_TOPIC)) == DEAD_LETTER
+
+
+def test_a_dead_letter_on_any_topic_is_shown_as_one() -> None:
+    headers = [("dlq_reason", b"late"), ("dlq_source_topic", b"stocktwits.sentiment")]
+    record = SimpleNamespace(value=b'{"id": 5}', offset=7, headers=headers)
+    line = render(settings("--topic", SENTIMENT_DLQ_TOPIC), colour=False)
+    assert line(record) == (DEAD_LETTER, format_dlq_row(record.value, headers, 70))
+    as_json = render(settings("--topic", "any", "--json"), colour=False)
+    assert orjson.loads(as_json(record)[1])["reason"] == "late"
 
 
 def test_each_record_is_shown_by_its_kind() -> None:
@@ -121,21 +131,21 @@ def test_each_record_is_shown_by_its_kind() -> None:
     }
     line = render(settings("--topic", "any"), colour=False)
     window = value("AAPL", BASE_MS, 4, 1)
-    assert line(SimpleNamespace(value=window, offset=1)) == (
+    assert line(SimpleNamespace(value=window, offset=1, headers=[])) == (
         WINDOW,
         format_window_row(orjson.loads(window)),
     )
-    assert line(SimpleNamespace(value=orjson.dumps(labeled), offset=2)) == (
+    assert line(SimpleNamespace(value=orjson.dumps(labeled), offset=2, headers=[])) == (
         LABELED,
         format_row(labeled, 70),
     )
     broken = orjson.dumps({**orjson.loads(window), "count": 0})
-    assert line(SimpleNamespace(value=broken, offset=3)) == (
+    assert line(SimpleNamespace(value=broken, offset=3, headers=[])) == (
         None,
         "(unexpected window record at offset 3)",
     )
     as_json = render(settings("--topic", "any", "--json"), colour=False)
-    assert as_json(SimpleNamespace(value=window, offset=1)) == (
+    assert as_json(SimpleNamespace(value=window, offset=1, headers=[])) == (
         None,
         orjson.dumps(orjson.loads(window)).decode(),
     )
