@@ -704,6 +704,8 @@ README_ROWS = (
     "end-to-end latency",
     "classifier peak RSS",
     "classifier start-up",
+    "aggregator drain",
+    "aggregator / pipeline drain",
 )
 
 
