@@ -48,7 +48,7 @@ format: install  ## apply ruff's formatter and import sorting
 	$(BIN)/ruff check --fix --select I .
 	$(BIN)/ruff format .
 
-run: install  ## start Kafka, producer, classifier; show the stream (SOURCE=replay REPLAY=samples/stocktwits-messages.jsonl, or SOURCE=live SYMBOLS=SPY,AAPL)
+run: install  ## start Kafka, producer, classifier, aggregator; show the stream (SOURCE=replay REPLAY=samples/stocktwits-messages.jsonl, or SOURCE=live SYMBOLS=SPY,AAPL)
 	$(BIN)/stocksent run --kafka-port $(KAFKA_PORT) \
 		$(if $(SOURCE),--source $(SOURCE)) $(if $(SYMBOLS),--symbols $(SYMBOLS)) \
 		$(if $(RATE),--rate $(RATE)) $(if $(REPLAY),--replay $(REPLAY)) \

@@ -45,7 +45,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "stream.top",
         "the symbols by volume in the current window, refreshed in the terminal",
     ),
-    "run": ("stocksent.run", "start Kafka, producer and classifier, and show the stream"),
+    "run": ("stocksent.run", "start Kafka, producer, classifier and aggregator; show the stream"),
 }
 
 _EXIT_MEANING = {
