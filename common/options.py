@@ -123,13 +123,20 @@ def group(settings_class: type) -> Any:
 
 
 def options_of(settings_class: type) -> tuple[Option, ...]:
-    """Every option of a settings class, groups flattened, in declaration order."""
+    """Every option of a settings class, groups flattened, in declaration order. A class
+    whose options have variables of their own (`STOCKSENT_TRAIN_EPOCHS`, not the
+    `STOCKSENT_EPOCHS` another command reads) says so once, as `env_prefix: ClassVar[str] =
+    "train_"`; it applies to its `setting(...)` fields without an `env`, not to shared ones."""
+    prefix = getattr(settings_class, "env_prefix", "")
     found: list[Option] = []
     for field in dataclasses.fields(settings_class):
         if _GROUP in field.metadata:
             found += options_of(field.metadata[_GROUP])
         elif _OPTION in field.metadata:
             option: Option = field.metadata[_OPTION]
+            if prefix and option.env_name is None:
+                own = prefix + (option.flag_name or field.name)
+                option = dataclasses.replace(option, env_name=own)
             found.append(dataclasses.replace(option, name=field.name))
     return tuple(found)
 

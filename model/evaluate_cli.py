@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,32 +31,27 @@ REPORTED = ("n", "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 class EvaluateSettings:
     """Settings of `stocksent evaluate`."""
 
+    env_prefix: ClassVar[str] = "evaluate_"
+
     model: Path | None = setting(
         optional_path,
         None,
         "exported model directory (default: the committed pretrained model)",
-        env="evaluate_model",
     )
     # required: never None once built (__post_init__)
     data: Path = setting(
         optional_path,
         None,
         "required: gzip-or-plain CSV with message and sentiment (bullish/bearish) columns",
-        env="evaluate_data",
     )
-    json: bool = setting(
-        boolean, False, "print one JSON object to stdout", is_flag=True, env="evaluate_json"
-    )
+    json: bool = setting(boolean, False, "print one JSON object to stdout", is_flag=True)
     plots: bool = setting(
         boolean,
         False,
         "save learning curves, confusion matrix and calibration PNGs next to the model",
         is_flag=True,
-        env="evaluate_plots",
     )
-    batch_size: int = setting(
-        positive_int, DEFAULT_BATCH_SIZE, "messages per model call", env="evaluate_batch_size"
-    )
+    batch_size: int = setting(positive_int, DEFAULT_BATCH_SIZE, "messages per model call")
 
     def __post_init__(self) -> None:
         require(self, "data")

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -72,70 +72,60 @@ share = float_between(0, 1, high_open=True)  # a dropout rate or a momentum: 0 <
 class TrainSettings:
     """Settings of `stocksent train`; defaults are NetworkConfig's and TrainingConfig's."""
 
+    env_prefix: ClassVar[str] = "train_"
+
     # required: never None once built (__post_init__)
     data: Path = setting(
         optional_path,
         None,
         "required: directory with train/val/test .csv[.gz] (message, sentiment columns)",
-        env="train_data",
     )
-    out: Path = setting(
-        optional_path, None, "required: directory to export the model to", env="train_out"
-    )
+    out: Path = setting(optional_path, None, "required: directory to export the model to")
     epochs: int = setting(
         positive_int,
         DEFAULT_TRAINING.epochs,
         "most epochs (early stopping on val accuracy may stop sooner)",
-        env="train_epochs",
     )
     seed: int = setting(
         non_negative_int,
         DEFAULT_TRAINING.seed,
         "seed of Python, NumPy, TensorFlow and Keras (ops deterministic too)",
-        env="train_seed",
     )
     batch_size: int = setting(
         positive_int,
         DEFAULT_TRAINING.batch_size,
         "messages per training batch",
-        env="train_batch_size",
     )
     learning_rate: float = setting(
         positive_float,
         DEFAULT_TRAINING.learning_rate,
         "initial learning rate (Adam), reduced when --lr-monitor stops improving",
-        env="train_learning_rate",
     )
     patience: int = setting(
         non_negative_int,
         DEFAULT_TRAINING.patience,
         "epochs without a better val accuracy before stopping (best weights restored)",
-        env="train_patience",
     )
     min_count: int = setting(
         non_negative_int,
         DEFAULT_TRAINING.min_count,
         "tokens seen fewer times in the train split become out-of-vocabulary",
-        env="train_min_count",
     )
     word_dropout: float = setting(
         share,
         DEFAULT_TRAINING.word_dropout,
         "share of training tokens replaced by OOV, fresh each epoch",
-        env="train_word_dropout",
     )
     ema_momentum: float = setting(
         share,
         DEFAULT_TRAINING.ema_momentum,
         "> 0: keep an exponential moving average of the weights and use it",
-        env="train_ema_momentum",
     )
     lr_monitor: str = setting(
         text,
         DEFAULT_TRAINING.lr_monitor,
         "what the learning-rate reduction on plateau watches",
         choices=LR_MONITORS,
-        env="train_lr_monitor",
     )
     distill_from: str = setting(
         text,
@@ -143,109 +133,92 @@ class TrainSettings:
         "teacher for soft targets, out-of-fold on train: TF-IDF (words, or words + chars) + LR, "
         "or NB-SVM (word and char n-grams); lstm+X also averages in LSTMs",
         choices=TEACHERS,
-        env="train_distill_from",
     )
     soft_target_weight: float = setting(
         float_between(0, 1),
         DEFAULT_TRAINING.soft_target_weight,
         "weight w of the teacher: train on (1 - w) * tag + w * teacher probability",
-        env="train_soft_target_weight",
     )
     distill_folds: int = setting(
         int_between(2),
         DEFAULT_TRAINING.distill_folds,
         "folds of the teacher's out-of-fold probabilities",
-        env="train_distill_folds",
     )
     teacher_c: float = setting(
         positive_float,
         DEFAULT_TRAINING.teacher_c,
         "C (inverse regularisation) of the teacher's logistic regression",
-        env="train_teacher_c",
     )
     teacher_cache: Path | None = setting(
         optional_path,
         None,
         "directory that keeps distillation teachers' probabilities between runs "
         "(keyed by data and settings; does not change the model)",
-        env="train_teacher_cache",
     )
     embedding_dim: int = setting(
         positive_int,
         DEFAULT_NETWORK.embedding_dim,
         "size of a word vector",
-        env="train_embedding_dim",
     )
     lstm_units: tuple[int, ...] = setting(
         layer_sizes,
         DEFAULT_NETWORK.lstm_units,
         "comma-separated sizes of the stacked LSTMs, e.g. 96,48",
-        env="train_lstm_units",
     )
     embedding_dropout: float = setting(
         share,
         DEFAULT_NETWORK.embedding_dropout,
         "share of whole word vectors dropped in training",
-        env="train_embedding_dropout",
     )
     lstm_dropout: float = setting(
         share,
         DEFAULT_NETWORK.lstm_dropout,
         "dropout on each LSTM's inputs and before the output",
-        env="train_lstm_dropout",
     )
     l2: float = setting(
         non_negative_float,
         DEFAULT_NETWORK.l2,
         "L2 penalty on the recurrent and output kernels",
-        env="train_l2",
     )
     pooling: str = setting(
         text,
         DEFAULT_NETWORK.pooling,
         "what the output sees: the top LSTM's last step, or also the max over its steps",
         choices=POOLINGS,
-        env="train_pooling",
     )
     subword_buckets: int = setting(
         non_negative_int,
         DEFAULT_NETWORK.subword_buckets,
         "> 0: add to each token's vector the mean of its hashed character n-gram "
         "vectors (3-5 characters) in this many buckets",
-        env="train_subword_buckets",
     )
     subword_dim: int = setting(
         positive_int,
         DEFAULT_NETWORK.subword_dim,
         "size of a character n-gram vector (with --subword-buckets)",
-        env="train_subword_dim",
     )
     jit_compile: bool = setting(
         boolean,
         False,
         "XLA-compile the numeric part of the serving graph (--no-jit-compile: do not)",
         is_flag=True,
-        env="train_jit_compile",
     )
     threads: int | None = setting(
         thread_count,
         None,
         f"TensorFlow threads per pool (0: TensorFlow's default, one per core; unset: "
         f"{DEFAULT_THREADS}, or 1 on a one-core machine)",
-        env="train_threads",
     )
     limit: int = setting(
         non_negative_int,
         0,
         "use only the first N rows of each split (smoke tests; 0: all)",
-        env="train_limit",
     )
     no_baseline: bool = setting(
         boolean,
         False,
         "skip the TF-IDF + logistic-regression baseline",
         is_flag=True,
-        env="train_no_baseline",
     )
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 from common.kafka_settings import KafkaConnection
 from common.options import (
@@ -50,30 +50,26 @@ def refresh_interval(text: str) -> Duration:
 class TopSettings:
     """Settings of `stocksent top`."""
 
+    env_prefix: ClassVar[str] = "top_"
+
     kafka: KafkaConnection = group(KafkaConnection)
     topic: str = setting(
         non_empty_text,
         BY_SYMBOL_TOPIC,
         "topic of per-symbol windows (stocksent aggregate's --output-topic)",
-        env="TOP_TOPIC",
     )
     window: Duration = setting(
         window_duration,
         "60s",
         "the view shown: windows of this size (stocksent aggregate's --window or --long-window)",
-        env="TOP_WINDOW",
     )
-    rows: int = setting(int_between(1, 1000), 20, "symbols shown", env="TOP_ROWS")
+    rows: int = setting(int_between(1, 1000), 20, "symbols shown")
     history: int = setting(
         int_between(1, 200), 15, "windows in each sparkline, the current one included",
-        env="TOP_HISTORY",
     )  # fmt: skip
-    refresh: Duration = setting(
-        refresh_interval, "1s", "time between two screens", env="TOP_REFRESH"
-    )
+    refresh: Duration = setting(refresh_interval, "1s", "time between two screens")
     max_refreshes: int = setting(
         non_negative_int, 0, "stop after this many screens (0 = until stopped)",
-        env="TOP_MAX_REFRESHES",
     )  # fmt: skip
 
     @property

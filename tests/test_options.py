@@ -4,6 +4,7 @@ a settings class is declared once and gives flags, variables and typed attribute
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 
@@ -188,3 +189,26 @@ def test_help_lists_the_choices_of_an_option() -> None:
 
     text = parser_for(Example, "example").format_help()
     assert "(PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)" in " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Prefixed:
+    env_prefix: ClassVar[str] = "cmd_"
+
+    kafka: KafkaConnection = group(KafkaConnection)
+    batch_size: int = setting(positive_int, 256, "max messages per batch")
+    compression_type: str = shared(COMPRESSION_OPTION)
+    watch: tuple[str, ...] = setting(lambda v: tuple(v.split(",")), (), "x", flag="watchlist")
+    port: int = setting(int_between(0, 9), 1, "y", env="EXAMPLE_PORT")
+
+
+def test_a_class_env_prefix_names_its_own_settings_variables_only() -> None:
+    env = {option.name: option.env for option in options_of(Prefixed)}
+    assert env["batch_size"] == "STOCKSENT_CMD_BATCH_SIZE"
+    assert env["watch"] == "STOCKSENT_CMD_WATCHLIST"  # the flag's name, as without a prefix
+    assert env["port"] == "STOCKSENT_EXAMPLE_PORT"  # an explicit env stays
+    plain = {option.name: option.env for option in options_of(Example)}
+    assert env["compression_type"] == plain["compression_type"]  # shared: one variable
+    assert env["bootstrap_servers"] == plain["bootstrap_servers"]  # a group's own
+    settings = parse_settings(Prefixed, [], "cmd", environ={"STOCKSENT_CMD_BATCH_SIZE": "8"})
+    assert settings.batch_size == 8

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass
-from typing import cast
+from typing import ClassVar, cast
 
 from common import topics
 from common.kafka_settings import KafkaConnection
@@ -42,31 +42,29 @@ DEFAULT_MAX_POLL_RECORDS = 50_000
 class AggregatorSettings:
     """The resolved, typed settings of one aggregator instance."""
 
+    env_prefix: ClassVar[str] = "aggregator_"
+
     kafka: KafkaConnection = group(KafkaConnection)
     input_topic: str = setting(
         non_empty_text,
         topics.OUTPUT_TOPIC,
         "topic of labeled records (read_committed)",
-        env="AGGREGATOR_INPUT_TOPIC",
     )
     output_topic: str = setting(
         non_empty_text,
         topics.BY_SYMBOL_TOPIC,
         "topic of per-symbol windows; its internal "
         "topics are <output>.repartition and <output>.changelog",
-        env="AGGREGATOR_OUTPUT_TOPIC",
     )
     dlq_topic: str = setting(
         non_empty_text,
         topics.SENTIMENT_DLQ_TOPIC,
         "topic of labeled records that cannot be used or are later than the grace",
-        env="AGGREGATOR_DLQ_TOPIC",
     )
     group_id: str = setting(
         non_empty_text,
         DEFAULT_GROUP_ID,
         "consumer group of the aggregators (the window stage uses <group>.windows)",
-        env="AGGREGATOR_GROUP_ID",
     )
     instance_name: str = setting(
         text,
@@ -74,66 +72,54 @@ class AggregatorSettings:
         "stable name of this instance; names its transactional.ids (default: the "
         "host name); each running instance needs its own",
         flag="instance_id",
-        env="AGGREGATOR_INSTANCE_ID",
     )
-    window: Duration = setting(
-        window_duration, "60s", "tumbling window by event time", env="AGGREGATOR_WINDOW"
-    )
+    window: Duration = setting(window_duration, "60s", "tumbling window by event time")
     long_window: Duration | None = setting(
         optional_window_duration,
         "1h",
         "a second, longer tumbling view for dashboards (0 disables)",
-        env="AGGREGATOR_LONG_WINDOW",
     )
     grace: Duration = setting(
         duration,
         "30s",
         "how late (behind its partition's watermark) a record may be and still count",
-        env="AGGREGATOR_GRACE",
     )
     emit_every: Duration = setting(
         duration,
         "0",
         "early non-final updates of open windows this often (0: final windows only)",
-        env="AGGREGATOR_EMIT_EVERY",
     )
     processing_guarantee: str = setting(
         text,
         "exactly-once",
         "exactly-once (Kafka transactions) or at-least-once",
         choices=PROCESSING_GUARANTEES,
-        env="AGGREGATOR_PROCESSING_GUARANTEE",
     )
     repartition_partitions: int = setting(
         non_negative_int,
         0,
         "partitions of the repartition and changelog topics when created "
         "(0: as many as the input topic)",
-        env="AGGREGATOR_REPARTITION_PARTITIONS",
     )
     max_poll_records: int = setting(
         positive_int,
         DEFAULT_MAX_POLL_RECORDS,
         "records per batch (one transaction each)",
-        env="AGGREGATOR_MAX_POLL_RECORDS",
     )
     top_symbols: int = setting(
         int_between(0, 1000),
         DEFAULT_TOP_SYMBOLS,
         "symbols by volume exported as metric labels, besides the watchlist",
-        env="AGGREGATOR_TOP_SYMBOLS",
     )
     watchlist: tuple[str, ...] = setting(
         symbol_list,
         DEFAULT_WATCHLIST,
         "symbols always exported as metric labels",
-        env="AGGREGATOR_WATCHLIST",
     )
     stall_timeout_s: float = setting(
         positive_float,
         60.0,
         "seconds without progress on waiting input after which /healthz reports the loop stuck",
-        env="AGGREGATOR_STALL_TIMEOUT_S",
     )
     metrics_host: str = shared(METRICS_HOST)
     metrics_port: int = shared(metrics_port_option("aggregator"), flag="metrics_port")
