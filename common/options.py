@@ -81,6 +81,12 @@ class Option:
     def env(self) -> str:
         return ENV_PREFIX + (self.env_name or self.flag_name or self.name).upper()
 
+    def choices_text(self, quote: str = "") -> str:
+        """` (a, b)`: the choices (an empty one left out), each in `quote`; '' without."""
+        if not self.choices:
+            return ""
+        return " (" + ", ".join(f"{quote}{c}{quote}" for c in self.choices if c) + ")"
+
 
 # ---- declaring settings classes -----------------------------------------------------------
 
@@ -337,8 +343,7 @@ def comma_list(value: str) -> tuple[str, ...]:
 def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:
     """Adds one flag per option; defaults are resolved later by `resolve`."""
     for option in options:
-        shown = f" ({', '.join(c for c in option.choices if c)})" if option.choices else ""
-        help_text = f"{option.help}{shown} [env {option.env}; default {_show_default(option)}]"
+        help_text = f"{option.help}{option.choices_text()} [env {option.env}; default {_show_default(option)}]"
         if option.is_flag:
             parser.add_argument(
                 option.flag,

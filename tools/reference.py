@@ -66,9 +66,7 @@ def options_table(options: Sequence[Option]) -> str:
     """One Markdown row per option."""
     rows = ["| flag | environment variable | default | meaning |", "| --- | --- | --- | --- |"]
     for option in options:
-        meaning = option.help.replace("|", "\\|")
-        if option.choices:
-            meaning += " (" + ", ".join(f"`{c}`" for c in option.choices if c) + ")"
+        meaning = option.help.replace("|", "\\|") + option.choices_text("`")
         shown = "off" if option.is_flag else shown_default(option)
         default = f"`{shown}`" if shown and not option.is_flag else shown
         rows.append(f"| `{option.flag}` | `{option.env}` | {default} | {meaning} |")
@@ -136,9 +134,7 @@ def _env_lines(options: Iterable[Option], shown: set[str]) -> list[str]:
                 seen_before.append(option.env)
             continue
         shown.add(option.env)
-        meaning = option.help[:1].upper() + option.help[1:]
-        if option.choices:
-            meaning += " (" + ", ".join(c for c in option.choices if c) + ")"
+        meaning = option.help[:1].upper() + option.help[1:] + option.choices_text()
         if option.secret:
             meaning += " (secret: never printed)"
         lines += textwrap.wrap(
