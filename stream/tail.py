@@ -6,11 +6,11 @@ Each record is shown by its kind, told per record, not by the topic's name (the 
 topics may have any name): a dead letter (of the classifier or the aggregator) by its
 `dlq_reason` header, a window record (`stocksent aggregate`'s output,
 stocktwits.sentiment.by-symbol) by its fields (`window_start`, `window_seconds`), anything
-else as a labeled record. Each is shown as a
-window row (window start, symbol, window length, count, bullish share, mean probability,
-final or early). The header is shown at start when the topic's name says what it holds
-(the labeled topic, a dead-letter topic, stocktwits.sentiment.by-symbol), else with the
-first row, and again whenever the kind of row changes, so it always matches the rows under it.
+else as a labeled record. A window row shows the window start, symbol, window length, count,
+bullish share, mean probability and final or early. The header is shown at start when the
+topic's name says what it holds (the labeled topic, a dead-letter topic,
+stocktwits.sentiment.by-symbol), else with the first row, and again whenever the kind of row
+changes, so it always matches the rows under it.
 
 Reads with `read_committed`, so in exactly-once mode it shows only committed records, and
 without a consumer group, so it never disturbs the classifier's offsets. Records of one poll
@@ -42,8 +42,8 @@ from common.options import (
 )
 from common.preflight import check_kafka
 from common.shared_options import DLQ_TOPIC_OPTION, OUTPUT_TOPIC_OPTION
+from common.timestamps import iso_utc
 from common.topics import BY_SYMBOL_TOPIC, SENTIMENT_DLQ_TOPIC
-from stream.aggregate.windows import iso_ms
 from stream.window_view import is_window_record, parse_window, window_length
 
 
@@ -127,7 +127,7 @@ def format_row(record: Mapping[str, Any], width: int, colour: bool = False) -> s
 
 def utc_time(epoch_ms: int) -> str:
     """`YYYY-MM-DD HH:MM:SS` (UTC), as the rows show a time."""
-    return iso_ms(epoch_ms).replace("T", " ")[:19]
+    return iso_utc(epoch_ms / 1000).replace("T", " ")[:19]
 
 
 def format_window_row(record: Mapping[str, Any], colour: bool = False) -> str:
