@@ -6,7 +6,8 @@ creates the topics, starts the classifier, the aggregator (per-symbol windows: w
 with `stocksent top`) and the producer (synthetic by default, because the live API may be out
 of reach) as child processes, and shows labeled records, dead letters and a status line.
 Ctrl-C, SIGTERM, SIGHUP (the terminal closed), a closed output (`| head`) or `--duration`
-stop, in order, the producer, the classifier, the aggregator and the broker it started. Children also get SIGTERM from the kernel if `run` itself is killed (SIGKILL).
+stop, in order, the producer, the classifier, the aggregator and the broker it started.
+Children also get SIGTERM from the kernel if `run` itself is killed (SIGKILL).
 
 Exit codes: 0 stopped as asked, 1 a child failed, 2 bad input, 3 Kafka unreachable,
 4 a port in use or a previous run still running (`--stop-previous` stops it).
@@ -123,18 +124,16 @@ class RunSettings:
             object.__setattr__(self, "model_store", str(default_model_store()))
         ports = [port for _, port, _ in self.metrics_ports if port]
         if len(set(ports)) < len(ports):
-            raise SettingsError(
-                "--classifier-metrics-port, --producer-metrics-port and "
-                "--aggregator-metrics-port must differ"
-            )
+            flags = [flag for _, _, flag in self.metrics_ports]
+            raise SettingsError(f"{', '.join(flags[:-1])} and {flags[-1]} must differ")
 
     @property
     def metrics_ports(self) -> tuple[tuple[str, int, str], ...]:
         """(child, its metrics port, the flag that sets it) of every child `run` starts."""
         return (
             ("classifier", self.classifier_metrics_port, "--classifier-metrics-port"),
-            ("aggregator", self.aggregator_metrics_port, "--aggregator-metrics-port"),
             ("producer", self.producer_metrics_port, "--producer-metrics-port"),
+            ("aggregator", self.aggregator_metrics_port, "--aggregator-metrics-port"),
         )
 
     @property
